@@ -1,0 +1,215 @@
+//! The sequencer: one writer per shard that authorizes, orders and durably
+//! commits appends, then publishes them (DESIGN invariants 1, 2 and 4).
+//!
+//! - [`Sequencer`] — the handle the faces use: `append`, `append_all`,
+//!   `room_state`. It routes each request to the shard of its room.
+//! - [`shard`] — the shard task: takes every request waiting in its queue
+//!   as one batch (group commit), checks each event against the room's state
+//!   ([`authorize`](crate::room::authorize)), assigns dense `seq` per room
+//!   and `pos` per shard, writes the batch in one durable store write, and
+//!   only then publishes to the router and answers the senders. While a write
+//!   is in flight new requests queue up and form the next batch, so the batch
+//!   size grows with load and fsyncs are shared by many events.
+//!
+//! A store write that fails stops the shard (fail-stop): after a failed fsync
+//! the state of the file is unknown, so the shard refuses further writes until
+//! the process restarts and recovers from what is durable.
+
+mod shard;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::{EventError, NewEvent};
+use crate::ids::{EventId, RoomId};
+use crate::room::{AuthError, RoomState};
+use crate::router::RoomRouter;
+use crate::shard::ShardId;
+use crate::store::{StoreError, TimelineStore};
+
+/// Sequencer settings.
+#[derive(Clone, Debug)]
+pub struct SequencerConfig {
+    /// Number of shards S (fixed for the life of a data directory).
+    pub shards: u16,
+    /// Most events in one group commit.
+    pub max_batch_events: usize,
+    /// Requests that may wait per shard before senders wait for room.
+    pub queue_depth: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        Self {
+            shards: 16,
+            max_batch_events: 4096,
+            queue_depth: 65_536,
+        }
+    }
+}
+
+/// The result of one appended event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The event's id.
+    pub event_id: EventId,
+    /// Its dense position in the room.
+    pub seq: u64,
+    /// Its position in the shard stream.
+    pub pos: u64,
+    /// When it was sequenced, in milliseconds since the Unix epoch.
+    pub origin_server_ts: u64,
+    /// `true` when this is the answer to an earlier send with the same
+    /// transaction id, and nothing new was stored.
+    pub deduplicated: bool,
+}
+
+/// Why an append was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The event is malformed.
+    #[error(transparent)]
+    Invalid(#[from] EventError),
+    /// The room's rules refuse it.
+    #[error(transparent)]
+    Forbidden(#[from] AuthError),
+    /// `append_all` was given events of more than one room, or none.
+    #[error("append_all needs one or more events of a single room")]
+    MixedRooms,
+    /// The store failed; the shard has stopped taking writes.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The sequencer is shutting down.
+    #[error("the sequencer is shutting down")]
+    ShuttingDown,
+}
+
+impl From<StoreError> for AppendError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+enum Command {
+    Append {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
+    },
+    LoadRoom {
+        room: RoomId,
+        reply: oneshot::Sender<Result<Option<Arc<RoomState>>, AppendError>>,
+    },
+    /// Finish the batch in hand, refuse what is queued behind it, and end.
+    Stop,
+}
+
+/// Room states as last committed, shared with readers: updated by the shard
+/// tasks after each commit that changes state, read without locks.
+type RoomStates = papaya::HashMap<RoomId, Arc<RoomState>>;
+
+/// The handle to every shard's sequencer.
+#[derive(Clone)]
+pub struct Sequencer {
+    shards: Arc<[mpsc::Sender<Command>]>,
+    states: Arc<RoomStates>,
+    tasks: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Sequencer {
+    /// Starts one task per shard, recovering each shard's stream position
+    /// from `store`.
+    pub async fn start(
+        store: Arc<dyn TimelineStore>,
+        router: Arc<RoomRouter>,
+        config: SequencerConfig,
+    ) -> Result<Self, StoreError> {
+        let states = Arc::new(RoomStates::new());
+        let mut senders = Vec::with_capacity(config.shards as usize);
+        let mut tasks = Vec::with_capacity(config.shards as usize);
+        for i in 0..config.shards.max(1) {
+            let shard = ShardId(i);
+            let pos = store.shard_head(shard).await?;
+            let (tx, rx) = mpsc::channel(config.queue_depth.max(1));
+            let task = shard::ShardTask::new(
+                shard,
+                config.shards.max(1),
+                pos,
+                Arc::clone(&store),
+                Arc::clone(&router),
+                Arc::clone(&states),
+                config.max_batch_events.max(1),
+            );
+            tasks.push(tokio::spawn(task.run(rx)));
+            senders.push(tx);
+        }
+        Ok(Self {
+            shards: senders.into(),
+            states,
+            tasks: Arc::new(parking_lot::Mutex::new(tasks)),
+        })
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> u16 {
+        self.shards.len() as u16
+    }
+
+    fn shard_of(&self, room: &RoomId) -> &mpsc::Sender<Command> {
+        &self.shards[ShardId::of(room, self.shard_count()).0 as usize]
+    }
+
+    /// Appends one event; returns once it is durable (or was a retry of a
+    /// transaction already stored).
+    pub async fn append(&self, event: NewEvent) -> Result<Appended, AppendError> {
+        let mut out = self.append_all(vec![event]).await?;
+        out.pop().ok_or(AppendError::MixedRooms)
+    }
+
+    /// Appends events of one room atomically and in order: all are stored or
+    /// none (used to create a room with its initial state).
+    pub async fn append_all(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError> {
+        let room = match events.first() {
+            Some(e) if events.iter().all(|x| x.room_id == e.room_id) => e.room_id.clone(),
+            _ => return Err(AppendError::MixedRooms),
+        };
+        for e in &events {
+            e.validate()?;
+        }
+        let (reply, rx) = oneshot::channel();
+        self.shard_of(&room)
+            .send(Command::Append { events, reply })
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        rx.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// The room's state as last committed; `None` if the room does not exist.
+    pub async fn room_state(&self, room: &RoomId) -> Result<Option<Arc<RoomState>>, AppendError> {
+        if let Some(state) = self.states.pin().get(room) {
+            return Ok(Some(Arc::clone(state)));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.shard_of(room)
+            .send(Command::LoadRoom {
+                room: room.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        rx.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Stops taking requests, lets every shard finish the batch it holds, and
+    /// waits for the shard tasks to end. Other clones of the handle see
+    /// `ShuttingDown` afterwards.
+    pub async fn shutdown(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for shard in self.shards.iter() {
+            let _ = shard.send(Command::Stop).await;
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The shard task: group commit for one shard.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AppendError, Appended, Command, RoomStates};
+use crate::clock::now_ms;
+use crate::event::{Event, NewEvent, types};
+use crate::ids::{EventId, RoomId};
+use crate::room::{RoomState, authorize};
+use crate::router::{RoomRouter, RoutedEvent};
+use crate::shard::ShardId;
+use crate::store::{CommitBatch, StoreError, TimelineStore, TxnKey, TxnRecord};
+
+type AppendReply = oneshot::Sender<Result<Vec<Appended>, AppendError>>;
+
+/// Where one request's answer comes from once the batch is durable.
+enum Answer {
+    /// Indices into the batch's events, and which of them are retries of a
+    /// transaction earlier in the same batch.
+    Staged(Vec<(usize, bool)>),
+    /// Known before the write: refused, or a retry of a stored transaction.
+    Ready(Result<Vec<Appended>, AppendError>),
+}
+
+/// One shard's writer; owns the working state of the shard's rooms.
+pub(super) struct ShardTask {
+    shard: ShardId,
+    shard_count: u16,
+    pos: u64,
+    store: Arc<dyn TimelineStore>,
+    router: Arc<RoomRouter>,
+    shared: Arc<RoomStates>,
+    max_batch: usize,
+    /// Working state of rooms this shard has touched; `None` is "known not to
+    /// exist" and is never cached across batches.
+    rooms: HashMap<RoomId, RoomState>,
+    failed: Option<String>,
+    encoder: axon_schemas::FrameEncoder,
+}
+
+/// A batch being assembled.
+#[derive(Default)]
+struct Staging {
+    events: Vec<Event>,
+    txns: Vec<(TxnKey, TxnRecord)>,
+    txn_index: HashMap<TxnKey, usize>,
+    answers: Vec<(AppendReply, Answer)>,
+    /// Rooms whose state (not just head) changed, to republish to readers.
+    state_changed: Vec<RoomId>,
+    /// Working states before this batch touched them, to undo on failure.
+    undo: HashMap<RoomId, Option<RoomState>>,
+}
+
+impl ShardTask {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        shard: ShardId,
+        shard_count: u16,
+        pos: u64,
+        store: Arc<dyn TimelineStore>,
+        router: Arc<RoomRouter>,
+        shared: Arc<RoomStates>,
+        max_batch: usize,
+    ) -> Self {
+        Self {
+            shard,
+            shard_count,
+            pos,
+            store,
+            router,
+            shared,
+            max_batch,
+            rooms: HashMap::new(),
+            failed: None,
+            encoder: axon_schemas::FrameEncoder::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut stopping = false;
+        while !stopping {
+            let Some(first) = rx.recv().await else { break };
+            let mut staging = Staging::default();
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Append { events, reply } => {
+                        let answer = self.stage(&mut staging, events).await;
+                        staging.answers.push((reply, answer));
+                    }
+                    Command::LoadRoom { room, reply } => {
+                        let _ = reply.send(self.load_for_reader(&room).await);
+                    }
+                    Command::Stop => stopping = true,
+                }
+                if stopping || staging.events.len() >= self.max_batch {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            self.commit(staging).await;
+        }
+        // Refuse whatever is still queued; senders see ShuttingDown.
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                Command::Append { reply, .. } => {
+                    let _ = reply.send(Err(AppendError::ShuttingDown));
+                }
+                Command::LoadRoom { reply, .. } => {
+                    let _ = reply.send(Err(AppendError::ShuttingDown));
+                }
+                Command::Stop => {}
+            }
+        }
+    }
+
+    /// Loads a room's state into the working set (if it exists).
+    async fn ensure_loaded(&mut self, room: &RoomId) -> Result<bool, StoreError> {
+        if self.rooms.contains_key(room) {
+            return Ok(true);
+        }
+        let Some(head) = self.store.room_head(room).await? else {
+            return Ok(false);
+        };
+        let events = self.store.state_events(room).await?;
+        let state = RoomState::from_state_events(room, &events, head)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.shared
+            .pin()
+            .insert(room.clone(), Arc::new(state.clone()));
+        self.rooms.insert(room.clone(), state);
+        Ok(true)
+    }
+
+    async fn load_for_reader(
+        &mut self,
+        room: &RoomId,
+    ) -> Result<Option<Arc<RoomState>>, AppendError> {
+        if ShardId::of(room, self.shard_count) != self.shard {
+            return Err(AppendError::Unavailable(
+                "room routed to the wrong shard".into(),
+            ));
+        }
+        if !self.ensure_loaded(room).await? {
+            return Ok(None);
+        }
+        Ok(self.shared.pin().get(room).cloned())
+    }
+
+    /// Checks, orders and stages the events of one request.
+    async fn stage(&mut self, staging: &mut Staging, events: Vec<NewEvent>) -> Answer {
+        if let Some(reason) = &self.failed {
+            return Answer::Ready(Err(AppendError::Unavailable(reason.clone())));
+        }
+        let Some(room) = events.first().map(|e| e.room_id.clone()) else {
+            return Answer::Ready(Ok(Vec::new()));
+        };
+        let exists = match self.ensure_loaded(&room).await {
+            Ok(exists) => exists,
+            Err(e) => return Answer::Ready(Err(e.into())),
+        };
+
+        // Idempotency: a single retried send answers with the first result.
+        if let [event] = events.as_slice()
+            && let Some(txn) = &event.txn
+        {
+            let key = TxnKey {
+                room_id: room.clone(),
+                user_id: event.sender.clone(),
+                txn: txn.clone(),
+            };
+            if let Some(&index) = staging.txn_index.get(&key) {
+                return Answer::Staged(vec![(index, true)]);
+            }
+            match self.store.txn(&key).await {
+                Ok(Some(record)) => {
+                    return Answer::Ready(Ok(vec![Appended {
+                        event_id: record.event_id,
+                        seq: record.seq,
+                        pos: record.pos,
+                        origin_server_ts: 0,
+                        deduplicated: true,
+                    }]));
+                }
+                Ok(None) => {}
+                Err(e) => return Answer::Ready(Err(e.into())),
+            }
+        }
+
+        // Authorize every event against the state as the previous ones leave
+        // it; on any refusal the whole request is refused.
+        let before = if exists {
+            self.rooms.get(&room).cloned()
+        } else {
+            None
+        };
+        let mut working = before.clone();
+        let mut staged = Vec::with_capacity(events.len());
+        let first_pos = self.pos;
+        for new in &events {
+            if let Err(e) = authorize(working.as_ref(), new) {
+                return Answer::Ready(Err(e.into()));
+            }
+            let seq = working.as_ref().map_or(0, RoomState::head_seq) + 1;
+            let pos = first_pos + staged.len() as u64 + 1;
+            let event = Event {
+                event_id: EventId::random(),
+                room_id: room.clone(),
+                sender: new.sender.clone(),
+                event_type: new.event_type.clone(),
+                state_key: new.state_key.clone(),
+                content: new.content.clone(),
+                origin_server_ts: now_ms(),
+                seq,
+                pos,
+            };
+            let state = working.get_or_insert_with(|| {
+                // Only a create event passes authorization without a room.
+                debug_assert_eq!(new.event_type, types::CREATE);
+                RoomState::new(room.clone(), new.sender.clone())
+            });
+            state.apply(&event);
+            staged.push(event);
+        }
+
+        // Accepted: move it into the batch.
+        self.pos += staged.len() as u64;
+        staging.undo.entry(room.clone()).or_insert(before);
+        if staged.iter().any(Event::is_state) && !staging.state_changed.contains(&room) {
+            staging.state_changed.push(room.clone());
+        }
+        if let Some(state) = working {
+            self.rooms.insert(room.clone(), state);
+        }
+        let mut indices = Vec::with_capacity(staged.len());
+        for (new, event) in events.iter().zip(staged) {
+            let index = staging.events.len();
+            if let Some(txn) = &new.txn {
+                let key = TxnKey {
+                    room_id: room.clone(),
+                    user_id: new.sender.clone(),
+                    txn: txn.clone(),
+                };
+                let record = TxnRecord {
+                    event_id: event.event_id.clone(),
+                    seq: event.seq,
+                    pos: event.pos,
+                };
+                staging.txn_index.insert(key.clone(), index);
+                staging.txns.push((key, record));
+            }
+            staging.events.push(event);
+            indices.push((index, false));
+        }
+        Answer::Staged(indices)
+    }
+
+    /// Writes the batch durably, then publishes and answers; on failure,
+    /// undoes the working state and stops the shard.
+    async fn commit(&mut self, staging: Staging) {
+        let Staging {
+            events,
+            txns,
+            answers,
+            state_changed,
+            undo,
+            ..
+        } = staging;
+        let result = if events.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let started = Instant::now();
+            let n = events.len();
+            let batch = Arc::new(CommitBatch {
+                shard: self.shard,
+                events,
+                txns,
+            });
+            let r = self.store.append(Arc::clone(&batch)).await;
+            metrics::histogram!("axon_sequencer_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("axon_sequencer_batch_events").record(n as f64);
+            // The store has dropped its reference by now; clone only if not.
+            r.map(|()| Arc::try_unwrap(batch).map_or_else(|b| b.events.clone(), |b| b.events))
+        };
+        match result {
+            Ok(events) if events.is_empty() => Self::answer(answers, &[]),
+            Ok(events) => {
+                metrics::counter!("axon_sequencer_events_total").increment(events.len() as u64);
+                let shared = self.shared.pin();
+                for room in &state_changed {
+                    if let Some(state) = self.rooms.get(room) {
+                        shared.insert(room.clone(), Arc::new(state.clone()));
+                    }
+                }
+                drop(shared);
+                let appended: Vec<Appended> = events
+                    .iter()
+                    .map(|e| Appended {
+                        event_id: e.event_id.clone(),
+                        seq: e.seq,
+                        pos: e.pos,
+                        origin_server_ts: e.origin_server_ts,
+                        deduplicated: false,
+                    })
+                    .collect();
+                for event in events {
+                    let room = event.room_id.clone();
+                    self.router
+                        .publish(&room, &RoutedEvent::encode(event, &mut self.encoder));
+                }
+                Self::answer(answers, &appended);
+            }
+            Err(e) => {
+                let reason = format!("shard {} stopped after a failed write: {e}", self.shard);
+                tracing::error!(shard = %self.shard, error = %e, "durable write failed; shard stops taking writes");
+                metrics::counter!("axon_sequencer_write_failures_total").increment(1);
+                for (room, before) in undo {
+                    match before {
+                        Some(state) => self.rooms.insert(room, state),
+                        None => self.rooms.remove(&room),
+                    };
+                }
+                self.failed = Some(reason.clone());
+                for (reply, answer) in answers {
+                    let r = match answer {
+                        Answer::Ready(r) => r,
+                        Answer::Staged(_) => Err(AppendError::Unavailable(reason.clone())),
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
+    fn answer(answers: Vec<(AppendReply, Answer)>, appended: &[Appended]) {
+        for (reply, answer) in answers {
+            let r = match answer {
+                Answer::Ready(r) => r,
+                Answer::Staged(indices) => Ok(indices
+                    .into_iter()
+                    .map(|(i, dedup)| Appended {
+                        deduplicated: dedup,
+                        ..appended[i].clone()
+                    })
+                    .collect()),
+            };
+            let _ = reply.send(r);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! [`TimelineStore`]: sequenced events, room state and transaction ids.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::event::{Event, TxnId};
+use crate::ids::{EventId, RoomId, UserId};
+use crate::room::Membership;
+use crate::shard::ShardId;
+
+/// One durable write of a shard's sequencer: events of possibly many rooms of
+/// that shard, in `pos` order, with the transaction ids they answer.
+#[derive(Clone, Debug, Default)]
+pub struct CommitBatch {
+    /// The shard whose sequencer produced the batch.
+    pub shard: ShardId,
+    /// Sequenced events, ascending `pos`; per room ascending dense `seq`.
+    pub events: Vec<Event>,
+    /// Idempotency records written atomically with the events.
+    pub txns: Vec<(TxnKey, TxnRecord)>,
+}
+
+/// Idempotency key: sends are de-duplicated per room, user, device and
+/// transaction id, as Matrix clients expect (a transaction id is scoped to
+/// the request path, which names the room).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TxnKey {
+    /// The room the send went to.
+    pub room_id: RoomId,
+    /// Who sent it.
+    pub user_id: UserId,
+    /// Device and client transaction id.
+    pub txn: TxnId,
+}
+
+/// What the first send of a transaction produced.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TxnRecord {
+    /// The event the transaction created.
+    pub event_id: EventId,
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its `pos`.
+    pub pos: u64,
+}
+
+/// Which way a range read walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending `seq`.
+    Forward,
+    /// Descending `seq`.
+    Backward,
+}
+
+/// Durable storage of timelines and room state.
+#[async_trait]
+pub trait TimelineStore: Send + Sync + 'static {
+    /// Writes a batch atomically and durably: when this returns `Ok`, every
+    /// event and transaction record of the batch survives a crash (with the
+    /// default durability, after an fsync); on `Err`, none of it is visible.
+    /// Current state and memberships are updated in the same write.
+    async fn append(&self, batch: std::sync::Arc<CommitBatch>) -> Result<(), StoreError>;
+
+    /// Events of `room` with `seq` in `from..=to` walked in `dir`, at most
+    /// `limit` of them (`Backward` starts at `to`, `Forward` at `from`).
+    async fn events(
+        &self,
+        room: &RoomId,
+        from: u64,
+        to: u64,
+        dir: Direction,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// One event by id.
+    async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError>;
+
+    /// The `seq` of the room's latest event; `None` if the room does not exist.
+    async fn room_head(&self, room: &RoomId) -> Result<Option<u64>, StoreError>;
+
+    /// The latest `pos` written for `shard`, 0 if none.
+    async fn shard_head(&self, shard: ShardId) -> Result<u64, StoreError>;
+
+    /// Events of `shard` with `pos` greater than `after`, ascending, at most `limit`.
+    async fn shard_events(
+        &self,
+        shard: ShardId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// The current state events of `room` (one per type and state key).
+    async fn state_events(&self, room: &RoomId) -> Result<Vec<Event>, StoreError>;
+
+    /// The current state event for `(event_type, state_key)` in `room`.
+    async fn state_event(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<Event>, StoreError>;
+
+    /// Every room `user` has a membership in, with that membership.
+    async fn rooms_of_user(&self, user: &UserId) -> Result<Vec<(RoomId, Membership)>, StoreError>;
+
+    /// The result of an earlier send with this transaction key.
+    async fn txn(&self, key: &TxnKey) -> Result<Option<TxnRecord>, StoreError>;
+
+    /// Makes everything written so far durable (used at shutdown and by
+    /// stores configured to not fsync every batch).
+    async fn flush(&self) -> Result<(), StoreError>;
+}
