@@ -51,8 +51,6 @@ struct Staging {
     answers: Vec<(AppendReply, Answer)>,
     /// Rooms whose state (not just head) changed, to republish to readers.
     state_changed: Vec<RoomId>,
-    /// Working states before this batch touched them, to undo on failure.
-    undo: HashMap<RoomId, Option<RoomState>>,
 }
 
 impl ShardTask {
@@ -193,17 +191,19 @@ impl ShardTask {
         }
 
         // Authorize every event against the state as the previous ones leave
-        // it; on any refusal the whole request is refused.
-        let before = if exists {
-            self.rooms.get(&room).cloned()
-        } else {
-            None
-        };
-        let mut working = before.clone();
+        // it. A single event is checked and applied in place (refusal comes
+        // before any change); a request of several events keeps a copy to
+        // restore, so a refusal part-way leaves nothing behind.
+        let mut working = if exists { self.rooms.remove(&room) } else { None };
+        let backup = if events.len() > 1 { working.clone() } else { None };
         let mut staged = Vec::with_capacity(events.len());
         let first_pos = self.pos;
         for new in &events {
             if let Err(e) = authorize(working.as_ref(), new) {
+                let restore = if events.len() > 1 { backup } else { working };
+                if let Some(state) = restore {
+                    self.rooms.insert(room, state);
+                }
                 return Answer::Ready(Err(e.into()));
             }
             let seq = working.as_ref().map_or(0, RoomState::head_seq) + 1;
@@ -230,7 +230,6 @@ impl ShardTask {
 
         // Accepted: move it into the batch.
         self.pos += staged.len() as u64;
-        staging.undo.entry(room.clone()).or_insert(before);
         if staged.iter().any(Event::is_state) && !staging.state_changed.contains(&room) {
             staging.state_changed.push(room.clone());
         }
@@ -261,14 +260,15 @@ impl ShardTask {
     }
 
     /// Writes the batch durably, then publishes and answers; on failure,
-    /// undoes the working state and stops the shard.
+    /// stops the shard. The working states then hold changes that were never
+    /// written, which is harmless: a stopped shard takes no more writes, and
+    /// readers only see states published after a successful commit.
     async fn commit(&mut self, staging: Staging) {
         let Staging {
             events,
             txns,
             answers,
             state_changed,
-            undo,
             ..
         } = staging;
         let result = if events.is_empty() {
@@ -320,12 +320,6 @@ impl ShardTask {
                 let reason = format!("shard {} stopped after a failed write: {e}", self.shard);
                 tracing::error!(shard = %self.shard, error = %e, "durable write failed; shard stops taking writes");
                 metrics::counter!("axon_sequencer_write_failures_total").increment(1);
-                for (room, before) in undo {
-                    match before {
-                        Some(state) => self.rooms.insert(room, state),
-                        None => self.rooms.remove(&room),
-                    };
-                }
                 self.failed = Some(reason.clone());
                 for (reply, answer) in answers {
                     let r = match answer {
