@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use super::{CursorVerdict, Delivery, DeliveryCursor, QueueSignal, RoomRouter, RoutedEvent, Subscriber};
+use super::{
+    CursorVerdict, Delivery, DeliveryCursor, QueueSignal, RoomRouter, RoutedEvent, Subscriber,
+};
 use crate::ids::RoomId;
 use crate::store::{Direction, StoreError, TimelineStore};
 
@@ -78,7 +80,11 @@ impl Feed {
 
     /// Subscribes to `room` and returns the events after `after_seq` up to
     /// the live point; `None` starts at the live point (nothing replayed).
-    pub async fn join(&mut self, room: &RoomId, after_seq: Option<u64>) -> Result<Vec<Delivery>, FeedError> {
+    pub async fn join(
+        &mut self,
+        room: &RoomId,
+        after_seq: Option<u64>,
+    ) -> Result<Vec<Delivery>, FeedError> {
         if self.cursor.last(room).is_some() {
             return Ok(Vec::new());
         }
@@ -132,7 +138,8 @@ impl Feed {
                     if self.policy == LagPolicy::Close {
                         return Err(FeedError::Lagged);
                     }
-                    let rooms: Vec<RoomId> = self.cursor.positions().map(|(r, _)| r.clone()).collect();
+                    let rooms: Vec<RoomId> =
+                        self.cursor.positions().map(|(r, _)| r.clone()).collect();
                     for room in rooms {
                         let head = self.store.room_head(&room).await?.unwrap_or(0);
                         self.replay(&room, head, out).await?;
@@ -165,7 +172,12 @@ impl Feed {
     }
 
     /// Reads events of `room` after the cursor up to `to` from storage.
-    async fn replay(&mut self, room: &RoomId, to: u64, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+    async fn replay(
+        &mut self,
+        room: &RoomId,
+        to: u64,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), FeedError> {
         while let Some(last) = self.cursor.last(room).filter(|last| *last < to) {
             let page = self
                 .store
@@ -174,7 +186,11 @@ impl Feed {
             if page.is_empty() {
                 // Storage is behind the head it reported: it cannot be, as
                 // events are durable before they are published.
-                return Err(StoreError::Corrupt(format!("{room}: events {}..={to} missing", last + 1)).into());
+                return Err(StoreError::Corrupt(format!(
+                    "{room}: events {}..={to} missing",
+                    last + 1
+                ))
+                .into());
             }
             for event in page {
                 if self.cursor.check(room, event.seq) == CursorVerdict::Deliver {

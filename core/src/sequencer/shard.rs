@@ -194,8 +194,16 @@ impl ShardTask {
         // it. A single event is checked and applied in place (refusal comes
         // before any change); a request of several events keeps a copy to
         // restore, so a refusal part-way leaves nothing behind.
-        let mut working = if exists { self.rooms.remove(&room) } else { None };
-        let backup = if events.len() > 1 { working.clone() } else { None };
+        let mut working = if exists {
+            self.rooms.remove(&room)
+        } else {
+            None
+        };
+        let backup = if events.len() > 1 {
+            working.clone()
+        } else {
+            None
+        };
         let mut staged = Vec::with_capacity(events.len());
         let first_pos = self.pos;
         for new in &events {

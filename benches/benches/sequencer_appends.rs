@@ -1,0 +1,102 @@
+//! Durable appends through the sequencer on the embedded store, fsync group
+//! commit, at concurrency 1, 16 and 256 (budget: 100k acknowledged appends
+//! per second at 256). Each iteration is one acknowledged append; with N
+//! senders the batch is N appends in flight at once.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axon_benches::sample_content;
+use axon_core::{
+    NewEvent, RoomCreation, RoomId, RoomRouter, Sequencer, SequencerConfig, ServerName, UserId,
+};
+use axon_storage::{EmbeddedOptions, EmbeddedStore};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+fn appends(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    // On the real disk, not tmpfs: fsync cost is what is measured.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let (sequencer, rooms) = runtime.block_on(async {
+        let store = Arc::new(
+            EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open store"),
+        );
+        let sequencer = Sequencer::start(
+            store,
+            Arc::new(RoomRouter::new()),
+            SequencerConfig::default(),
+        )
+        .await
+        .expect("start sequencer");
+        let server = ServerName::parse("bench.example").expect("valid server name");
+        let alice = UserId::parse("@alice:bench.example").expect("valid user id");
+        let mut rooms = Vec::new();
+        for _ in 0..64 {
+            let room = RoomId::random(&server);
+            sequencer
+                .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
+                .await
+                .expect("create room");
+            rooms.push(room);
+        }
+        (sequencer, Arc::new(rooms))
+    });
+    let alice = UserId::parse("@alice:bench.example").expect("valid user id");
+
+    let mut g = c.benchmark_group("sequencer_appends");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(8));
+    for concurrency in [1usize, 16, 256] {
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(
+            BenchmarkId::from_parameter(concurrency),
+            &concurrency,
+            |b, &n| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(async {
+                        let start = Instant::now();
+                        let per_task = iters.div_ceil(n as u64);
+                        let mut tasks = Vec::with_capacity(n);
+                        for t in 0..n {
+                            let (sequencer, rooms, alice) =
+                                (sequencer.clone(), rooms.clone(), alice.clone());
+                            tasks.push(tokio::spawn(async move {
+                                for i in 0..per_task {
+                                    let room = &rooms[(t + i as usize) % rooms.len()];
+                                    sequencer
+                                        .append(NewEvent {
+                                            room_id: room.clone(),
+                                            sender: alice.clone(),
+                                            event_type: "m.room.message".into(),
+                                            state_key: None,
+                                            content: sample_content(),
+                                            txn: None,
+                                        })
+                                        .await
+                                        .expect("append");
+                                }
+                            }));
+                        }
+                        for t in tasks {
+                            t.await.expect("sender task");
+                        }
+                        // Report time per acknowledged append actually made.
+                        start
+                            .elapsed()
+                            .mul_f64(iters as f64 / (per_task * n as u64) as f64)
+                    })
+                })
+            },
+        );
+    }
+    g.finish();
+    runtime.block_on(sequencer.shutdown());
+}
+
+criterion_group!(benches, appends);
+criterion_main!(benches);
