@@ -32,8 +32,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast "$@"
+    # Doc tests first: nextest does not run them, and its summary line
+    # should be the last thing printed.
     cargo test --workspace --locked --doc
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
 else
     cargo test --workspace --locked --no-fail-fast "$@"
 fi

@@ -60,6 +60,17 @@ impl Event {
         self.state_key.is_some()
     }
 
+    /// The user and membership an `m.room.member` event sets; `None` for
+    /// other events and for malformed member events (which authorization
+    /// refuses, so none is ever stored by the sequencer).
+    pub fn membership_change(&self) -> Option<(UserId, crate::room::Membership)> {
+        if self.event_type != types::MEMBER {
+            return None;
+        }
+        let user = UserId::parse(self.state_key.as_deref()?).ok()?;
+        Some((user, crate::room::state::parse_membership(&self.content)?))
+    }
+
     /// This event as the wire view the frame encoder takes.
     pub fn wire_view(&self) -> axon_schemas::EventView<'_> {
         axon_schemas::EventView {

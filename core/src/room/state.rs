@@ -41,7 +41,7 @@ struct JoinRulesContent {
 }
 
 /// Reads the `membership` field of `m.room.member` content.
-pub(crate) fn parse_membership(content: &[u8]) -> Option<Membership> {
+pub fn parse_membership(content: &[u8]) -> Option<Membership> {
     let c: MemberContent = serde_json::from_slice(content).ok()?;
     Membership::parse(&c.membership)
 }
@@ -93,8 +93,7 @@ impl RoomState {
         let Some(key) = &event.state_key else { return };
         match event.event_type.as_str() {
             types::MEMBER => {
-                if let (Ok(user), Some(m)) = (UserId::parse(key), parse_membership(&event.content))
-                {
+                if let Some((user, m)) = event.membership_change() {
                     self.members.insert(user, m);
                 }
             }

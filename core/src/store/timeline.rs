@@ -54,6 +54,11 @@ pub enum Direction {
 }
 
 /// Durable storage of timelines and room state.
+///
+/// Reads return only what is durable: a read never sees part of a batch, nor
+/// a batch whose `append` has not returned `Ok`. Otherwise a client could be
+/// shown `seq` N, the process could die before the fsync, and after recovery
+/// another event would take `seq` N — which the client would skip as seen.
 #[async_trait]
 pub trait TimelineStore: Send + Sync + 'static {
     /// Writes a batch atomically and durably: when this returns `Ok`, every

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axon_core::StoreError;
-use axon_core::event::{Event, types};
+use axon_core::event::Event;
 use axon_core::ids::{EventId, RoomId, UserId};
 use axon_core::room::Membership;
 use axon_core::shard::ShardId;
 use axon_core::store::{CommitBatch, Direction, TimelineStore, TxnKey, TxnRecord};
-use serde::Deserialize;
 
 use fjall::{Readable, Snapshot};
 
@@ -31,23 +30,6 @@ fn room_head_key(room: &RoomId) -> Vec<u8> {
 
 fn shard_head_key(shard: ShardId) -> Vec<u8> {
     keys::KeyBuf::new().byte(HEAD_SHARD).u16(shard.0).build()
-}
-
-#[derive(Deserialize)]
-struct MemberContent<'a> {
-    #[serde(borrow)]
-    membership: std::borrow::Cow<'a, str>,
-}
-
-/// The membership an `m.room.member` event sets, if it is well-formed (the
-/// same reading as core's `RoomState::apply`, which ignores malformed ones).
-fn membership_of(event: &Event) -> Option<(UserId, Membership)> {
-    if event.event_type != types::MEMBER {
-        return None;
-    }
-    let user = UserId::parse(event.state_key.as_deref()?).ok()?;
-    let content: MemberContent<'_> = serde_json::from_slice(&event.content).ok()?;
-    Some((user, Membership::parse(&content.membership)?))
 }
 
 impl Inner {
@@ -119,7 +101,7 @@ impl Inner {
                     let state = keys::state(room, &event.event_type, state_key);
                     wb.insert(&ks.state, state, event.seq.to_be_bytes().to_vec());
                 }
-                if let Some((user, membership)) = membership_of(event) {
+                if let Some((user, membership)) = event.membership_change() {
                     wb.insert(
                         &ks.memberships,
                         keys::membership(&user, room),
