@@ -135,6 +135,24 @@ pub enum EventError {
 }
 
 impl NewEvent {
+    /// An `m.room.member` event in which `sender` sets `target`'s membership
+    /// (join and leave for oneself; invite, kick, ban, unban for others).
+    pub fn membership(
+        room_id: &RoomId,
+        sender: &UserId,
+        target: &UserId,
+        membership: crate::room::Membership,
+    ) -> Self {
+        Self {
+            room_id: room_id.clone(),
+            sender: sender.clone(),
+            event_type: types::MEMBER.into(),
+            state_key: Some(target.as_str().into()),
+            content: membership.content(),
+            txn: None,
+        }
+    }
+
     /// Checks sizes and that content is a JSON object.
     pub fn validate(&self) -> Result<(), EventError> {
         if self.event_type.is_empty() || self.event_type.len() > MAX_TYPE_BYTES {

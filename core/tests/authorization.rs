@@ -54,12 +54,7 @@ impl Room {
     }
 
     fn member(&mut self, sender: &UserId, target: &UserId, m: Membership) -> Result<(), AuthError> {
-        self.send(state_event(
-            sender,
-            types::MEMBER,
-            target.as_str(),
-            m.content(),
-        ))
+        self.send(NewEvent::membership(&room(), sender, target, m))
     }
 
     fn message(&mut self, sender: &UserId) -> Result<(), AuthError> {

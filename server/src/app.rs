@@ -280,7 +280,7 @@ fn log_startup(
              set tls.cert_path and tls.key_path for anything but development"
         );
     }
-    tracing::info!(url = %format_args!("http://{}", addrs.http), serves = "Matrix API, WebSocket upgrade", "http listener");
+    tracing::info!(url = %format_args!("http://{}", addrs.http), serves = "banner only; the Matrix API and WebSocket upgrade come in later milestones", "http listener");
     tracing::info!(url = %format_args!("https://{}", addrs.https), serves = "the same over TLS", "https listener");
     tracing::info!(addr = %format_args!("{}/udp", addrs.quic), "quic listener: configured, not served yet");
     tracing::info!(

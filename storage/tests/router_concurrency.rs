@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axon_core::room::{JoinRule, Membership};
 use axon_core::router::{Feed, LagPolicy};
 use axon_core::store::TimelineStore;
 use axon_core::{
@@ -69,10 +70,9 @@ async fn subscribers_see_every_room_in_order_while_joining_and_leaving() {
     let alice = UserId::parse("@alice:x").unwrap();
     let rooms: Vec<RoomId> = (0..ROOMS).map(|_| RoomId::random(&server)).collect();
     for room in &rooms {
-        sequencer
-            .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
-            .await
-            .unwrap();
+        let mut creation = RoomCreation::new(room.clone(), alice.clone());
+        creation.join_rule = JoinRule::Public;
+        sequencer.append_all(creation.events()).await.unwrap();
     }
 
     // The slow subscriber joins every room before anything is published and
@@ -169,33 +169,13 @@ async fn subscribers_see_every_room_in_order_while_joining_and_leaving() {
         }));
     }
 
-    // Publishers: one sender per publisher, joined to every room.
+    // Publishers: one sender per publisher, joined to every (public) room.
     let mut publishers = Vec::new();
     for p in 0..PUBLISHERS {
         let sender = UserId::parse(&format!("@p{p}:x")).unwrap();
         for room in &rooms {
-            sequencer
-                .append(NewEvent {
-                    room_id: room.clone(),
-                    sender: alice.clone(),
-                    event_type: "m.room.member".into(),
-                    state_key: Some(sender.to_string()),
-                    content: Bytes::from_static(br#"{"membership":"invite"}"#),
-                    txn: None,
-                })
-                .await
-                .unwrap();
-            sequencer
-                .append(NewEvent {
-                    room_id: room.clone(),
-                    sender: sender.clone(),
-                    event_type: "m.room.member".into(),
-                    state_key: Some(sender.to_string()),
-                    content: Bytes::from_static(br#"{"membership":"join"}"#),
-                    txn: None,
-                })
-                .await
-                .unwrap();
+            let join = NewEvent::membership(room, &sender, &sender, Membership::Join);
+            sequencer.append(join).await.unwrap();
         }
         let sequencer = sequencer.clone();
         let rooms = rooms.clone();

@@ -67,10 +67,11 @@ impl RoomCreation {
                 "",
                 json(json!({"creator": self.creator, "room_version": "11"})),
             ),
-            self.state(
-                types::MEMBER,
-                self.creator.as_str(),
-                Membership::Join.content(),
+            NewEvent::membership(
+                &self.room_id,
+                &self.creator,
+                &self.creator,
+                Membership::Join,
             ),
             self.state(types::POWER_LEVELS, "", pl.to_content()),
             self.state(
@@ -86,7 +87,12 @@ impl RoomCreation {
             out.push(self.state(types::TOPIC, "", json(json!({"topic": topic}))));
         }
         for user in &self.invites {
-            out.push(self.state(types::MEMBER, user.as_str(), Membership::Invite.content()));
+            out.push(NewEvent::membership(
+                &self.room_id,
+                &self.creator,
+                user,
+                Membership::Invite,
+            ));
         }
         out
     }
