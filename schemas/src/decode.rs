@@ -10,7 +10,7 @@ use crate::limits::DecodeLimits;
 use crate::model::{
     ClientFrame, Direction, ErrorFrame, EventBatch, EventView, Frame, Hello, HistoryPage,
     HistoryRequest, Login, Ping, Pong, Presence, PresenceState, PresenceUpdate, Receipt,
-    ReceiptUpdate, ResumePosition, SendAck, SendEvent, ServerFrame, Subscribe, Typing,
+    ReceiptUpdate, ResumePosition, SendAck, SendEvent, ServerFrame, Subscribe, Subscribed, Typing,
     TypingUpdate, Unsubscribe, Welcome,
 };
 
@@ -89,6 +89,14 @@ fn read_frame<'a>(envelope: &fb::Envelope<'a>) -> Result<Frame<'a>, FrameError> 
             frame_as_presence_update
         ))?),
         fb::Frame::Error => server(read_error(member!(envelope, frame_as_error))),
+        fb::Frame::Subscribed => {
+            let s = member!(envelope, frame_as_subscribed);
+            server(ServerFrame::Subscribed(Subscribed {
+                request_id: s.request_id(),
+                room_id: s.room_id(),
+                head: s.head(),
+            }))
+        }
         fb::Frame::Pong => server(ServerFrame::Pong(Pong {
             nonce: member!(envelope, frame_as_pong).nonce(),
         })),

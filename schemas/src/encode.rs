@@ -13,7 +13,7 @@ use crate::generated::v1 as fb;
 use crate::model::{
     ClientFrame, Direction, ErrorFrame, EventView, Frame, Hello, HistoryRequest, Login, Presence,
     PresenceState, PresenceUpdate, Receipt, ReceiptUpdate, ResumePosition, SendAck, SendEvent,
-    ServerFrame, Subscribe, Typing, TypingUpdate, Welcome,
+    ServerFrame, Subscribe, Subscribed, Typing, TypingUpdate, Welcome,
 };
 
 /// Initial builder capacity: one typical event with its envelope fits
@@ -133,6 +133,16 @@ impl FrameEncoder {
                 (fb::Frame::PresenceUpdate, self.presence_update(update))
             }
             ServerFrame::Error(error) => (fb::Frame::Error, self.error(error)),
+            ServerFrame::Subscribed(s) => {
+                let room_id = self.fbb.create_string(s.room_id);
+                let args = fb::SubscribedArgs {
+                    request_id: s.request_id,
+                    room_id: Some(room_id),
+                    head: s.head,
+                };
+                let offset = fb::Subscribed::create(&mut self.fbb, &args);
+                (fb::Frame::Subscribed, offset.as_union_value())
+            }
             ServerFrame::Pong(pong) => {
                 let args = fb::PongArgs { nonce: pong.nonce };
                 let offset = fb::Pong::create(&mut self.fbb, &args);

@@ -54,6 +54,6 @@ pub use limits::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TABLES,
 pub use model::{
     ClientFrame, Direction, ErrorFrame, EventBatch, EventView, Frame, Hello, HistoryPage,
     HistoryRequest, Login, Ping, Pong, Presence, PresenceState, PresenceUpdate, Receipt,
-    ReceiptUpdate, ResumePosition, SendAck, SendEvent, ServerFrame, Subscribe, Typing,
+    ReceiptUpdate, ResumePosition, SendAck, SendEvent, ServerFrame, Subscribe, Subscribed, Typing,
     TypingUpdate, Unsubscribe, Welcome,
 };

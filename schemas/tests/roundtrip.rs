@@ -6,7 +6,8 @@ use axon_schemas::{
     ClientFrame, DecodeLimits, Direction, ErrorCode, ErrorFrame, EventBatch, EventView, Frame,
     FrameEncoder, Hello, HistoryPage, HistoryRequest, Login, Ping, Pong, Presence, PresenceState,
     PresenceUpdate, Receipt, ReceiptUpdate, ResumePosition, SendAck, SendEvent, ServerFrame,
-    Subscribe, Typing, TypingUpdate, Unsubscribe, Welcome, decode, encode_client, encode_server,
+    Subscribe, Subscribed, Typing, TypingUpdate, Unsubscribe, Welcome, decode, encode_client,
+    encode_server,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -419,6 +420,11 @@ proptest! {
             close,
             resumable,
         }));
+    }
+
+    #[test]
+    fn subscribed(request_id in int(), room_id in text(), head in int()) {
+        assert_server_roundtrip(ServerFrame::Subscribed(Subscribed { request_id, room_id: &room_id, head }));
     }
 
     #[test]

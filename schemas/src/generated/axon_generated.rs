@@ -356,10 +356,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for PresenceState {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_FRAME: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_FRAME: u8 = 73;
+pub const ENUM_MAX_FRAME: u8 = 74;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_FRAME: [Frame; 21] = [
+pub const ENUM_VALUES_FRAME: [Frame; 22] = [
   Frame::NONE,
   Frame::Hello,
   Frame::Login,
@@ -381,6 +381,7 @@ pub const ENUM_VALUES_FRAME: [Frame; 21] = [
   Frame::PresenceUpdate,
   Frame::Error,
   Frame::Pong,
+  Frame::Subscribed,
 ];
 
 /// Every frame. Client frames are 1..=63, server frames 64..=127; numbers are
@@ -411,9 +412,10 @@ impl Frame {
   pub const PresenceUpdate: Self = Self(71);
   pub const Error: Self = Self(72);
   pub const Pong: Self = Self(73);
+  pub const Subscribed: Self = Self(74);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 73;
+  pub const ENUM_MAX: u8 = 74;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Hello,
@@ -436,6 +438,7 @@ impl Frame {
     Self::PresenceUpdate,
     Self::Error,
     Self::Pong,
+    Self::Subscribed,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -461,6 +464,7 @@ impl Frame {
       Self::PresenceUpdate => Some("PresenceUpdate"),
       Self::Error => Some("Error"),
       Self::Pong => Some("Pong"),
+      Self::Subscribed => Some("Subscribed"),
       _ => None,
     }
   }
@@ -3785,6 +3789,144 @@ impl ::core::fmt::Debug for Pong<'_> {
       ds.finish()
   }
 }
+pub enum SubscribedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Answer to `Subscribe` (and to the resume positions of `Hello`/`Login`),
+/// one per room: the room is subscribed. Events after `since` up to `head`
+/// (the replay) were sent before this frame; live events with `seq > head`
+/// follow it.
+pub struct Subscribed<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Subscribed<'a> {
+  type Inner = Subscribed<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Subscribed<'a> {
+  pub const VT_REQUEST_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ROOM_ID: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HEAD: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Subscribed { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SubscribedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Subscribed<'bldr>> {
+    let mut builder = SubscribedBuilder::new(_fbb);
+    builder.add_head(args.head);
+    builder.add_request_id(args.request_id);
+    if let Some(x) = args.room_id { builder.add_room_id(x); }
+    builder.finish()
+  }
+
+
+  /// `request_id` of the `Subscribe` (0 for resume positions of a hello).
+  #[inline]
+  pub fn request_id(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Subscribed::VT_REQUEST_ID, Some(0)).unwrap()}
+  }
+  /// The room now subscribed.
+  #[inline]
+  pub fn room_id(&self) -> &'a str {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Subscribed::VT_ROOM_ID, None).unwrap()}
+  }
+  /// The room's latest `seq` when the subscription started (the live point).
+  #[inline]
+  pub fn head(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Subscribed::VT_HEAD, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Subscribed<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("request_id", Self::VT_REQUEST_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("room_id", Self::VT_ROOM_ID, true)?
+     .visit_field::<u64>("head", Self::VT_HEAD, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SubscribedArgs<'a> {
+    pub request_id: u64,
+    pub room_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub head: u64,
+}
+impl<'a> Default for SubscribedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    SubscribedArgs {
+      request_id: 0,
+      room_id: None, // required field
+      head: 0,
+    }
+  }
+}
+
+pub struct SubscribedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SubscribedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_request_id(&mut self, request_id: u64) {
+    self.fbb_.push_slot::<u64>(Subscribed::VT_REQUEST_ID, request_id, 0);
+  }
+  #[inline]
+  pub fn add_room_id(&mut self, room_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Subscribed::VT_ROOM_ID, room_id);
+  }
+  #[inline]
+  pub fn add_head(&mut self, head: u64) {
+    self.fbb_.push_slot::<u64>(Subscribed::VT_HEAD, head, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SubscribedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SubscribedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Subscribed<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Subscribed::VT_ROOM_ID,"room_id");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Subscribed<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Subscribed");
+      ds.field("request_id", &self.request_id());
+      ds.field("room_id", &self.room_id());
+      ds.field("head", &self.head());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -4116,6 +4258,20 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn frame_as_subscribed(&self) -> Option<Subscribed<'a>> {
+    if self.frame_type() == Frame::Subscribed {
+      let u = self.frame();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Subscribed::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -4146,6 +4302,7 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Frame::PresenceUpdate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PresenceUpdate>>("Frame::PresenceUpdate", pos),
           Frame::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("Frame::Error", pos),
           Frame::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("Frame::Pong", pos),
+          Frame::Subscribed => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Subscribed>>("Frame::Subscribed", pos),
           _ => Ok(()),
         }
      })?
@@ -4336,6 +4493,13 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Frame::Pong => {
           if let Some(x) = self.frame_as_pong() {
+            ds.field("frame", &x)
+          } else {
+            ds.field("frame", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Frame::Subscribed => {
+          if let Some(x) = self.frame_as_subscribed() {
             ds.field("frame", &x)
           } else {
             ds.field("frame", &"InvalidFlatbuffer: Union discriminant does not match value.")

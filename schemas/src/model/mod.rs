@@ -14,7 +14,7 @@ pub use client::{
 };
 pub use server::{
     ErrorFrame, EventBatch, EventView, HistoryPage, Pong, PresenceUpdate, ReceiptUpdate, SendAck,
-    ServerFrame, TypingUpdate, Welcome,
+    ServerFrame, Subscribed, TypingUpdate, Welcome,
 };
 
 use crate::error::FrameError;

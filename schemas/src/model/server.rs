@@ -26,6 +26,8 @@ pub enum ServerFrame<'a> {
     Error(ErrorFrame<'a>),
     /// Answer to `Ping`.
     Pong(Pong),
+    /// A room is subscribed.
+    Subscribed(Subscribed<'a>),
 }
 
 impl ServerFrame<'_> {
@@ -42,6 +44,7 @@ impl ServerFrame<'_> {
             ServerFrame::PresenceUpdate(_) => "PresenceUpdate",
             ServerFrame::Error(_) => "Error",
             ServerFrame::Pong(_) => "Pong",
+            ServerFrame::Subscribed(_) => "Subscribed",
         }
     }
 }
@@ -196,6 +199,17 @@ pub struct ErrorFrame<'a> {
     pub close: bool,
     /// Reconnecting and resuming is expected to work.
     pub resumable: bool,
+}
+
+/// `Subscribed`: a room is subscribed; the replay came before, live events follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribed<'a> {
+    /// The `Subscribe`'s `request_id` (0 for a hello's resume positions).
+    pub request_id: u64,
+    /// The room.
+    pub room_id: &'a str,
+    /// The room's latest `seq` when the subscription started.
+    pub head: u64,
 }
 
 /// `Pong`: answer to `Ping`.
