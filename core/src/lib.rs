@@ -15,6 +15,8 @@
 //! - [`router`] — [`RoomRouter`]: room → local subscribers, encode-once
 //!   fan-out into bounded [`SubscriberQueue`]s with the lag policy
 //!   (invariant 5), and [`DeliveryCursor`] for gap-free resume (invariant 3).
+//! - [`session`] — [`Session`]: the native protocol's state machine for
+//!   one connection, behind both the WebSocket and the QUIC face.
 //! - [`accounts`] — users, passwords (Argon2id), hashed tokens, [`Accounts`].
 //! - [`store`] — the storage traits that `axon-storage` implements.
 //! - [`clock`] — the time events carry.
@@ -29,6 +31,7 @@ pub mod ids;
 pub mod room;
 pub mod router;
 pub mod sequencer;
+pub mod session;
 pub mod shard;
 pub mod store;
 
@@ -38,5 +41,6 @@ pub use ids::{DeviceId, EventId, RoomId, ServerName, UserId};
 pub use room::{Membership, RoomCreation, RoomState};
 pub use router::{DeliveryCursor, RoomRouter, RoutedEvent, SubscriberQueue};
 pub use sequencer::{AppendError, Appended, Sequencer, SequencerConfig};
+pub use session::{CloseReason, Services, Session, SessionConfig};
 pub use shard::ShardId;
 pub use store::{Store, StoreError};

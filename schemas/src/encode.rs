@@ -13,7 +13,7 @@ use crate::generated::v1 as fb;
 use crate::model::{
     ClientFrame, Direction, ErrorFrame, EventView, Frame, Hello, HistoryRequest, Login, Presence,
     PresenceState, PresenceUpdate, Receipt, ReceiptUpdate, ResumePosition, SendAck, SendEvent,
-    ServerFrame, Subscribe, Subscribed, Typing, TypingUpdate, Welcome,
+    ServerFrame, Subscribe, Typing, TypingUpdate, Welcome,
 };
 
 /// Initial builder capacity: one typical event with its envelope fits

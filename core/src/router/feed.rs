@@ -118,36 +118,51 @@ impl Feed {
         &self.sub
     }
 
-    /// Waits for deliveries and appends them to `out`, each room's in `seq`
-    /// order with no gap and no duplicate.
+    /// Waits until the queue has something to hand out. Cancel-safe: a
+    /// connection selects on this and on its socket, then calls
+    /// [`try_next`](Self::try_next).
+    pub async fn ready(&self) {
+        self.sub.queue.ready().await;
+    }
+
+    /// Appends what is ready to `out` without waiting for more: each room's
+    /// events in `seq` order with no gap and no duplicate (it may append
+    /// nothing, when all that was queued were duplicates).
+    pub async fn try_next(&mut self, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+        self.live.clear();
+        match self.sub.queue.try_drain(&mut self.live) {
+            QueueSignal::Items => {
+                let live = std::mem::take(&mut self.live);
+                for d in &live {
+                    self.accept(d, out).await?;
+                }
+                self.live = live;
+                self.live.clear();
+            }
+            QueueSignal::Lagged => {
+                self.lags += 1;
+                metrics::counter!("axon_feed_catch_ups_total").increment(1);
+                if self.policy == LagPolicy::Close {
+                    return Err(FeedError::Lagged);
+                }
+                let rooms: Vec<RoomId> = self.cursor.positions().map(|(r, _)| r.clone()).collect();
+                for room in rooms {
+                    let head = self.store.room_head(&room).await?.unwrap_or(0);
+                    self.replay(&room, head, out).await?;
+                }
+            }
+            QueueSignal::Closed => return Err(FeedError::Closed),
+            QueueSignal::Empty => {}
+        }
+        Ok(())
+    }
+
+    /// Waits for deliveries and appends at least one to `out`.
     pub async fn next(&mut self, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
         let start = out.len();
         while out.len() == start {
-            self.live.clear();
-            match self.sub.queue.drain(&mut self.live).await {
-                QueueSignal::Items => {
-                    let live = std::mem::take(&mut self.live);
-                    for d in &live {
-                        self.accept(d, out).await?;
-                    }
-                    self.live = live;
-                }
-                QueueSignal::Lagged => {
-                    self.lags += 1;
-                    metrics::counter!("axon_feed_catch_ups_total").increment(1);
-                    if self.policy == LagPolicy::Close {
-                        return Err(FeedError::Lagged);
-                    }
-                    let rooms: Vec<RoomId> =
-                        self.cursor.positions().map(|(r, _)| r.clone()).collect();
-                    for room in rooms {
-                        let head = self.store.room_head(&room).await?.unwrap_or(0);
-                        self.replay(&room, head, out).await?;
-                    }
-                }
-                QueueSignal::Closed => return Err(FeedError::Closed),
-                QueueSignal::Empty => {}
-            }
+            self.ready().await;
+            self.try_next(out).await?;
         }
         Ok(())
     }

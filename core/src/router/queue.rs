@@ -117,6 +117,20 @@ impl SubscriberQueue {
         }
     }
 
+    /// Waits until a drain would find something (items, a lag, or the
+    /// close), without draining. Cancel-safe.
+    pub async fn ready(&self) {
+        loop {
+            {
+                let inner = self.inner.lock();
+                if !inner.items.is_empty() || inner.lagged || inner.closed {
+                    return;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
     /// Waits until there is something to report, then drains like
     /// [`try_drain`](Self::try_drain) (never returns `Empty`).
     pub async fn drain(&self, out: &mut Vec<Delivery>) -> QueueSignal {
