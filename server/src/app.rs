@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axon_core::store::{AccountStore, TimelineStore};
-use axon_core::{Accounts, RoomRouter, Sequencer, Store};
+use axon_core::{Accounts, RoomRouter, Sequencer, Services, Store};
+use axon_transport::ws::WsFace;
+use axon_transport::{ConnectionTracker, FaceKind, Timeouts};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -67,6 +69,7 @@ pub struct BoundAddrs {
 pub struct Server {
     addrs: BoundAddrs,
     core: Core,
+    native: Arc<ConnectionTracker>,
     certificate: CertificateFiles,
     readiness: Arc<Readiness>,
     public: Trigger,
@@ -143,6 +146,27 @@ impl Server {
             accounts,
             router_settings: config.router.clone(),
         };
+        let services = Services {
+            sequencer: core.sequencer.clone(),
+            store: core.store.clone(),
+            accounts: core.accounts.clone(),
+            router: Arc::clone(&core.router),
+        };
+        let native = ConnectionTracker::new(config.native.max_connections);
+        let ws = WsFace::new(
+            services,
+            Arc::new(config.session_config()),
+            Arc::clone(&native),
+            Timeouts {
+                handshake: Duration::from_secs(config.native.handshake_timeout_secs),
+                idle: Duration::from_secs(config.native.idle_timeout_secs),
+            },
+        );
+        let plain_routes = if config.plain_ws_enabled() {
+            PublicRoutes::new().with_websocket(ws.clone(), FaceKind::Ws)
+        } else {
+            PublicRoutes::new()
+        };
 
         let public = Trigger::new();
         tasks.push(tokio::spawn(
@@ -150,7 +174,7 @@ impl Server {
                 name: "http",
                 listener: http_listener,
                 tls: None,
-                service: PublicRoutes::new(),
+                service: plain_routes,
             }
             .serve(public.subscribe(), public.guard()),
         ));
@@ -159,7 +183,7 @@ impl Server {
                 name: "https",
                 listener: https_listener,
                 tls: Some(TlsAcceptor::from(tls_config)),
-                service: PublicRoutes::new(),
+                service: PublicRoutes::new().with_websocket(ws, FaceKind::Wss),
             }
             .serve(public.subscribe(), public.guard()),
         ));
@@ -169,6 +193,7 @@ impl Server {
         Ok(Self {
             addrs,
             core,
+            native,
             certificate,
             readiness,
             public,
@@ -204,6 +229,7 @@ impl Server {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let Self {
             core,
+            native,
             readiness,
             public,
             admin,
@@ -218,6 +244,18 @@ impl Server {
             tracing::warn!(
                 timeout_secs = drain_timeout.as_secs(),
                 "some connections were still busy at the drain deadline; closing them"
+            );
+        }
+        // Native connections get a resumable ShuttingDown close; they drain
+        // before the sequencers stop, so no send in flight is cut off.
+        native.begin_shutdown();
+        if tokio::time::timeout(drain_timeout, native.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = native.open(),
+                "native connections still open at the drain deadline"
             );
         }
         core.sequencer.shutdown().await;
@@ -280,8 +318,12 @@ fn log_startup(
              set tls.cert_path and tls.key_path for anything but development"
         );
     }
-    tracing::info!(url = %format_args!("http://{}", addrs.http), serves = "banner only; the Matrix API and WebSocket upgrade come in later milestones", "http listener");
-    tracing::info!(url = %format_args!("https://{}", addrs.https), serves = "the same over TLS", "https listener");
+    if config.plain_ws_enabled() {
+        tracing::info!(url = %format_args!("http://{}", addrs.http), websocket = %format_args!("ws://{}/_axon/v1/ws", addrs.http), "http listener");
+    } else {
+        tracing::info!(url = %format_args!("http://{}", addrs.http), websocket = "off (native.plain_ws)", "http listener");
+    }
+    tracing::info!(url = %format_args!("https://{}", addrs.https), websocket = %format_args!("wss://{}/_axon/v1/ws", addrs.https), "https listener");
     tracing::info!(addr = %format_args!("{}/udp", addrs.quic), "quic listener: configured, not served yet");
     tracing::info!(
         metrics = %format_args!("http://{}/metrics", addrs.admin),

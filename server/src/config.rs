@@ -50,6 +50,86 @@ pub struct Config {
     pub log: LogConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// The native faces (WebSocket; QUIC next) and their per-connection limits.
+    pub native: NativeConfig,
+}
+
+/// When the WebSocket endpoint is served on the plain HTTP listener (`ws://`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlainWs {
+    /// Only when `listen.http` is a loopback address (development, or a TLS
+    /// proxy on the same machine).
+    #[default]
+    Loopback,
+    /// Always (behind a TLS-terminating proxy on another machine).
+    Always,
+    /// Never: WebSocket only over TLS (`wss://`).
+    Never,
+}
+
+/// The native faces and the limits of each connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NativeConfig {
+    /// `ws://` on the plain HTTP listener: `loopback`, `always` or `never`.
+    pub plain_ws: PlainWs,
+    /// Most native connections at once; more are refused with 503.
+    pub max_connections: usize,
+    /// Largest inbound frame in bytes.
+    pub max_frame_bytes: usize,
+    /// Most rooms one connection may subscribe to.
+    pub max_subscriptions: usize,
+    /// Sends per second per connection, sustained.
+    pub sends_per_second: u32,
+    /// Sends per connection allowed in a burst.
+    pub send_burst: u32,
+    /// Seconds from connect to a successful hello.
+    pub handshake_timeout_secs: u64,
+    /// Seconds without any inbound frame before a connection is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        let session = axon_core::SessionConfig::default();
+        Self {
+            plain_ws: PlainWs::Loopback,
+            max_connections: 19_000,
+            max_frame_bytes: session.max_frame_bytes,
+            max_subscriptions: session.max_subscriptions,
+            sends_per_second: session.sends_per_second.get(),
+            send_burst: session.send_burst.get(),
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 90,
+        }
+    }
+}
+
+impl Config {
+    /// Whether `ws://` is served on the plain HTTP listener.
+    pub fn plain_ws_enabled(&self) -> bool {
+        match self.native.plain_ws {
+            PlainWs::Loopback => self.listen.http.ip().is_loopback(),
+            PlainWs::Always => true,
+            PlainWs::Never => false,
+        }
+    }
+
+    /// The session limits the native faces apply to each connection.
+    pub fn session_config(&self) -> axon_core::SessionConfig {
+        let one = std::num::NonZeroU32::MIN;
+        axon_core::SessionConfig {
+            max_frame_bytes: self.native.max_frame_bytes,
+            max_subscriptions: self.native.max_subscriptions,
+            sends_per_second: std::num::NonZeroU32::new(self.native.sends_per_second)
+                .unwrap_or(one),
+            send_burst: std::num::NonZeroU32::new(self.native.send_burst).unwrap_or(one),
+            queue_capacity: self.router.queue_capacity,
+            lag_policy: self.router.lag_policy,
+            ..axon_core::SessionConfig::default()
+        }
+    }
 }
 
 /// Listener addresses; port 0 picks a free port (the bound address is logged).
@@ -183,6 +263,7 @@ impl Default for Config {
             router: RouterSettings::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
+            native: NativeConfig::default(),
         }
     }
 }
@@ -454,6 +535,30 @@ impl Config {
             return Err(ConfigError::key(
                 "sequencer.queue_depth",
                 "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            ("native.max_connections", self.native.max_connections as u64),
+            ("native.max_frame_bytes", self.native.max_frame_bytes as u64),
+            (
+                "native.sends_per_second",
+                u64::from(self.native.sends_per_second),
+            ),
+            ("native.send_burst", u64::from(self.native.send_burst)),
+            (
+                "native.handshake_timeout_secs",
+                self.native.handshake_timeout_secs,
+            ),
+            ("native.idle_timeout_secs", self.native.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be at least 1"));
+            }
+        }
+        if self.native.max_frame_bytes > 16 * 1024 * 1024 {
+            return Err(ConfigError::key(
+                "native.max_frame_bytes",
+                "must be at most 16 MiB",
             ));
         }
         if self.router.queue_capacity == 0 {

@@ -1,11 +1,11 @@
 //! HTTP/1.1 listeners (hyper): the accept loop shared by the public and
 //! admin listeners, and the public routes.
 //!
-//! The public listeners (`listen.http` plain, `listen.https` with TLS) will
-//! carry the Matrix client-server API and the WebSocket upgrade. Until those
-//! land they answer `GET /` with a banner and every other request with
-//! Matrix's `404 M_UNRECOGNIZED`, which stays the right answer for unknown
-//! endpoints once the API is there.
+//! The public listeners (`listen.http` plain, `listen.https` with TLS) carry
+//! the native WebSocket face at `/_axon/v1/ws` (on the plain listener only
+//! where `native.plain_ws` allows), `GET /` with a banner, and Matrix's
+//! `404 M_UNRECOGNIZED` for everything else — the right answer for unknown
+//! endpoints once the Matrix API is there too.
 //!
 //! On shutdown a listener stops accepting, and each open connection finishes
 //! the request in hand and closes (hyper's graceful shutdown).
@@ -24,6 +24,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+
+use axon_transport::FaceKind;
+use axon_transport::ws::{WS_PATH, WsFace};
 
 use crate::shutdown::{DrainGuard, Shutdown};
 
@@ -141,7 +144,9 @@ where
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);
-        let conn = builder.serve_connection(io, self.service.clone());
+        let conn = builder
+            .serve_connection(io, self.service.clone())
+            .with_upgrades();
         tokio::pin!(conn);
         let result = tokio::select! {
             r = conn.as_mut() => r,
@@ -170,10 +175,12 @@ pub fn respond(
     response
 }
 
-/// The public routes: `GET /` and Matrix's answer to everything else.
+/// The public routes: the WebSocket face, `GET /`, and Matrix's answer to
+/// everything else.
 #[derive(Clone)]
 pub struct PublicRoutes {
     banner: Arc<str>,
+    ws: Option<(WsFace, FaceKind)>,
 }
 
 impl Default for PublicRoutes {
@@ -188,7 +195,14 @@ impl PublicRoutes {
         let banner = format!("Axon {} is running.\n", env!("CARGO_PKG_VERSION"));
         Self {
             banner: banner.into(),
+            ws: None,
         }
+    }
+
+    /// The same routes plus the WebSocket face at `/_axon/v1/ws`.
+    pub fn with_websocket(mut self, face: WsFace, kind: FaceKind) -> Self {
+        self.ws = Some((face, kind));
+        self
     }
 
     /// Answers one request.
@@ -224,6 +238,11 @@ impl Service<Request<Incoming>> for PublicRoutes {
     type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if req.uri().path() == WS_PATH
+            && let Some((face, kind)) = &self.ws
+        {
+            return std::future::ready(Ok(face.upgrade(req, *kind)));
+        }
         std::future::ready(Ok(self.route(&req)))
     }
 }

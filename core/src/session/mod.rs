@@ -149,6 +149,13 @@ impl Session {
 
     /// Queues the final error frame and returns the reason to close.
     fn close(&self, out: &mut Vec<Bytes>, reason: CloseReason) -> Result<(), CloseReason> {
+        Err(self.farewell(out, reason))
+    }
+
+    /// Queues the final `Error` frame for a close the face decided on
+    /// (shutdown, handshake or idle timeout, a transport-level violation)
+    /// and returns the reason to close with.
+    pub fn farewell(&self, out: &mut Vec<Bytes>, reason: CloseReason) -> CloseReason {
         metrics::counter!("axon_session_closes_total", "code" => reason.code.name()).increment(1);
         out.push(encode(&ServerFrame::Error(ErrorFrame {
             request_id: 0,
@@ -158,7 +165,26 @@ impl Session {
             close: true,
             resumable: reason.resumable,
         })));
-        Err(reason)
+        reason
+    }
+
+    /// Queues an `Error` frame that does not close the connection (a
+    /// transport-level refusal of one frame, such as a text WebSocket message).
+    pub fn refuse(
+        &mut self,
+        out: &mut Vec<Bytes>,
+        code: ErrorCode,
+        message: &str,
+    ) -> Result<(), CloseReason> {
+        self.bad_frames += 1;
+        if self.bad_frames > self.config.max_bad_frames {
+            return self.close(
+                out,
+                CloseReason::fatal(code, format!("too many bad frames; last: {message}")),
+            );
+        }
+        self.error(out, 0, code, message);
+        Ok(())
     }
 
     /// Handles one inbound frame; answers go to `out`. `Err` means: send

@@ -1,0 +1,465 @@
+//! The WebSocket face end to end, over real sockets on loopback: plain `ws://`
+//! and `wss://` with the development certificate, one timeline for both,
+//! resume without gaps or duplicates, and bad input answered with stable
+//! error codes while other connections carry on.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axon_core::{RoomCreation, RoomId, UserId};
+use axon_schemas::{
+    ClientFrame, DecodeLimits, ErrorCode, Frame, Hello, Ping, ResumePosition, SendEvent,
+    ServerFrame, Subscribe,
+};
+use axon_server::Server;
+use bytes::Bytes;
+use common::loopback_config;
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// A frame the server sent, owned (the decoded view borrows the message).
+#[derive(Debug, Clone, PartialEq)]
+enum Got {
+    Welcome {
+        user_id: String,
+    },
+    Event {
+        room: String,
+        seq: u64,
+        body: String,
+    },
+    Ack {
+        request_id: u64,
+        seq: u64,
+    },
+    Subscribed {
+        room: String,
+        head: u64,
+    },
+    Error {
+        code: ErrorCode,
+        close: bool,
+    },
+    Pong(u64),
+    Other(&'static str),
+}
+
+fn parse(bytes: &[u8]) -> Got {
+    let frame = axon_schemas::decode(bytes, &DecodeLimits::default())
+        .expect("the server sends valid frames");
+    let Frame::Server(frame) = frame else {
+        panic!("a client frame from the server")
+    };
+    match frame {
+        ServerFrame::Welcome(w) => Got::Welcome {
+            user_id: w.user_id.into(),
+        },
+        ServerFrame::Event(e) => Got::Event {
+            room: e.room_id.into(),
+            seq: e.seq,
+            body: String::from_utf8_lossy(e.content).into_owned(),
+        },
+        ServerFrame::SendAck(a) => Got::Ack {
+            request_id: a.request_id,
+            seq: a.seq,
+        },
+        ServerFrame::Subscribed(s) => Got::Subscribed {
+            room: s.room_id.into(),
+            head: s.head,
+        },
+        ServerFrame::Error(e) => Got::Error {
+            code: e.code,
+            close: e.close,
+        },
+        ServerFrame::Pong(p) => Got::Pong(p.nonce),
+        other => Got::Other(other.name()),
+    }
+}
+
+struct Client<S> {
+    ws: WebSocketStream<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    async fn open(stream: S, url: &str) -> Self {
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("axon.v1"),
+        );
+        let (ws, response) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers().get("Sec-WebSocket-Protocol").unwrap(),
+            "axon.v1"
+        );
+        Self { ws }
+    }
+
+    async fn send(&mut self, frame: &ClientFrame<'_>) {
+        self.ws
+            .send(Message::Binary(axon_schemas::encode_client(frame)))
+            .await
+            .unwrap();
+    }
+
+    async fn raw(&mut self, message: Message) {
+        self.ws.send(message).await.unwrap();
+    }
+
+    /// The next frame, or `None` when the server closed.
+    async fn next(&mut self) -> Option<Got> {
+        let next = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+            .await
+            .expect("a frame within 10 s");
+        match next? {
+            Ok(Message::Binary(b)) => Some(parse(&b)),
+            Ok(Message::Close(_)) | Err(_) => None,
+            Ok(other) => panic!("unexpected message {other:?}"),
+        }
+    }
+
+    async fn hello(&mut self, token: &str, resume: &[(&str, u64)]) -> Got {
+        let resume = resume
+            .iter()
+            .map(|(room_id, seq)| ResumePosition { room_id, seq: *seq })
+            .collect();
+        self.send(&ClientFrame::Hello(Hello {
+            access_token: token,
+            device_id: None,
+            client_name: Some("websocket-test"),
+            client_version: None,
+            resume,
+        }))
+        .await;
+        self.next().await.unwrap()
+    }
+
+    async fn subscribe(&mut self, room: &str) -> Got {
+        self.send(&ClientFrame::Subscribe(Subscribe {
+            request_id: 1,
+            room_ids: vec![room],
+            since: vec![],
+        }))
+        .await;
+        self.next().await.unwrap()
+    }
+
+    async fn say(&mut self, request_id: u64, room: &str, body: &str) {
+        let content = format!(r#"{{"msgtype":"m.text","body":"{body}"}}"#);
+        let txn = format!("t{request_id}");
+        self.send(&ClientFrame::Send(SendEvent {
+            request_id,
+            room_id: room,
+            txn_id: &txn,
+            event_type: "m.room.message",
+            state_key: None,
+            content: content.as_bytes(),
+        }))
+        .await;
+    }
+
+    /// Reads frames until `n` events arrived, returning them and any acks.
+    async fn events(&mut self, n: usize) -> Vec<(u64, String)> {
+        let mut events = Vec::new();
+        while events.len() < n {
+            match self.next().await.expect("connection open") {
+                Got::Event { seq, body, .. } => events.push((seq, body)),
+                Got::Ack { .. } | Got::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        events
+    }
+}
+
+async fn ws(server: &Server) -> Client<TcpStream> {
+    let addr = server.addrs().http;
+    Client::open(
+        TcpStream::connect(addr).await.unwrap(),
+        &format!("ws://{addr}/_axon/v1/ws"),
+    )
+    .await
+}
+
+async fn wss(server: &Server) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&server.certificate().cert_path).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = server.addrs().https;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    Client::open(tls, &format!("wss://localhost:{}/_axon/v1/ws", addr.port())).await
+}
+
+/// A server with users alice and bob in one room; their tokens and the room.
+async fn setup(dir: &std::path::Path) -> (Server, String, String, String) {
+    let server = Server::start(loopback_config(dir)).await.unwrap();
+    let core = server.core();
+    let mut tokens = Vec::new();
+    for name in ["alice", "bob"] {
+        let user = core
+            .accounts
+            .create_user(name, Some("pw".into()), false)
+            .await
+            .unwrap();
+        tokens.push(
+            core.accounts
+                .open_session(&user.user_id, None, None)
+                .await
+                .unwrap()
+                .access_token
+                .expose()
+                .to_owned(),
+        );
+    }
+    let alice = UserId::parse("@alice:localhost").unwrap();
+    let bob = UserId::parse("@bob:localhost").unwrap();
+    let room = RoomId::random(core.accounts.server_name());
+    let mut creation = RoomCreation::new(room.clone(), alice);
+    creation.invites.push(bob.clone());
+    core.sequencer.append_all(creation.events()).await.unwrap();
+    core.sequencer
+        .append(axon_core::NewEvent::membership(
+            &room,
+            &bob,
+            &bob,
+            axon_core::Membership::Join,
+        ))
+        .await
+        .unwrap();
+    let bob_token = tokens.pop().unwrap();
+    let alice_token = tokens.pop().unwrap();
+    (server, alice_token, bob_token, room.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_and_wss_clients_share_one_timeline_and_resume_without_gaps() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, alice_token, bob_token, room) = setup(dir.path()).await;
+
+    let mut alice = ws(&server).await;
+    assert_eq!(
+        alice.hello(&alice_token, &[]).await,
+        Got::Welcome {
+            user_id: "@alice:localhost".into()
+        }
+    );
+    let mut bob = wss(&server).await;
+    assert_eq!(
+        bob.hello(&bob_token, &[]).await,
+        Got::Welcome {
+            user_id: "@bob:localhost".into()
+        }
+    );
+    let head = match alice.subscribe(&room).await {
+        Got::Subscribed { head, .. } => head,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(bob.subscribe(&room).await, Got::Subscribed { head: h, .. } if h == head));
+
+    // Both send; both see the same events in the same seq order.
+    for i in 0..5 {
+        alice.say(100 + i, &room, &format!("a{i}")).await;
+        bob.say(200 + i, &room, &format!("b{i}")).await;
+    }
+    let seen_by_alice = alice.events(10).await;
+    let seen_by_bob = bob.events(10).await;
+    assert_eq!(seen_by_alice, seen_by_bob);
+    let seqs: Vec<u64> = seen_by_alice.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (head + 1..=head + 10).collect::<Vec<_>>());
+
+    // Bob goes away; alice sends three more; bob resumes from his last seq
+    // and gets exactly those three, then the subscription confirmation.
+    let last = *seqs.last().unwrap();
+    drop(bob);
+    for i in 0..3 {
+        alice.say(300 + i, &room, &format!("missed{i}")).await;
+    }
+    alice.events(3).await;
+    let mut bob = ws(&server).await;
+    assert!(matches!(
+        bob.hello(&bob_token, &[(&room, last)]).await,
+        Got::Welcome { .. }
+    ));
+    let replay = bob.events(3).await;
+    assert_eq!(
+        replay,
+        (0..3)
+            .map(|i| (
+                last + 1 + i,
+                format!(r#"{{"msgtype":"m.text","body":"missed{i}"}}"#)
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        bob.next().await,
+        Some(Got::Subscribed {
+            room: room.clone(),
+            head: last + 3
+        })
+    );
+    // And then live, with no repeat.
+    alice.say(400, &room, "live").await;
+    assert_eq!(bob.events(1).await[0].0, last + 4);
+
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_stable_codes_and_does_not_disturb_others() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, alice_token, bob_token, room) = setup(dir.path()).await;
+    let mut bob = ws(&server).await;
+    bob.hello(&bob_token, &[]).await;
+    bob.subscribe(&room).await;
+
+    // A frame before hello: UnexpectedFrame, then the server closes.
+    let mut early = ws(&server).await;
+    early.say(1, &room, "too early").await;
+    assert_eq!(
+        early.next().await,
+        Some(Got::Error {
+            code: ErrorCode::UnexpectedFrame,
+            close: true
+        })
+    );
+    assert_eq!(early.next().await, None);
+
+    // A wrong token: Unauthenticated, closed.
+    let mut wrong = ws(&server).await;
+    assert_eq!(
+        wrong.hello("axat_nope", &[]).await,
+        Got::Error {
+            code: ErrorCode::Unauthenticated,
+            close: true
+        }
+    );
+    assert_eq!(wrong.next().await, None);
+
+    // Garbage, truncated frames and text messages: BadFrame, connection stays.
+    let mut alice = ws(&server).await;
+    alice.hello(&alice_token, &[]).await;
+    alice
+        .raw(Message::Binary(Bytes::from_static(b"\x00\x01garbage")))
+        .await;
+    assert_eq!(
+        alice.next().await,
+        Some(Got::Error {
+            code: ErrorCode::BadFrame,
+            close: false
+        })
+    );
+    let ping = axon_schemas::encode_client(&ClientFrame::Ping(Ping { nonce: 7 }));
+    alice
+        .raw(Message::Binary(ping.slice(..ping.len() / 2)))
+        .await;
+    assert_eq!(
+        alice.next().await,
+        Some(Got::Error {
+            code: ErrorCode::BadFrame,
+            close: false
+        })
+    );
+    alice.raw(Message::Text("hello".into())).await;
+    assert_eq!(
+        alice.next().await,
+        Some(Got::Error {
+            code: ErrorCode::BadFrame,
+            close: false
+        })
+    );
+    alice.send(&ClientFrame::Ping(Ping { nonce: 8 })).await;
+    assert_eq!(alice.next().await, Some(Got::Pong(8)));
+
+    // A room alice is not in: Forbidden.
+    let other = RoomId::random(server.core().accounts.server_name());
+    let bob_id = UserId::parse("@bob:localhost").unwrap();
+    server
+        .core()
+        .sequencer
+        .append_all(RoomCreation::new(other.clone(), bob_id).events())
+        .await
+        .unwrap();
+    alice.say(5, other.as_str(), "intrusion").await;
+    assert_eq!(
+        alice.next().await,
+        Some(Got::Error {
+            code: ErrorCode::Forbidden,
+            close: false
+        })
+    );
+    assert!(matches!(
+        alice.subscribe(other.as_str()).await,
+        Got::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    ));
+
+    // A message over the frame limit: FrameTooLarge, and the server closes.
+    alice
+        .raw(Message::Binary(Bytes::from(vec![0u8; 200 * 1024])))
+        .await;
+    assert_eq!(
+        alice.next().await,
+        Some(Got::Error {
+            code: ErrorCode::FrameTooLarge,
+            close: true
+        })
+    );
+    assert_eq!(alice.next().await, None);
+
+    // Bob was never disturbed: a new alice connection's message reaches him.
+    let mut alice = ws(&server).await;
+    alice.hello(&alice_token, &[]).await;
+    alice.say(9, &room, "still here").await;
+    let got = bob.events(1).await;
+    assert!(got[0].1.contains("still here"));
+
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_connections_resumably() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, alice_token, _bob_token, _room) = setup(dir.path()).await;
+    let mut alice = ws(&server).await;
+    alice.hello(&alice_token, &[]).await;
+    let shutdown = tokio::spawn(server.shutdown());
+    assert_eq!(
+        alice.next().await,
+        Some(Got::Error {
+            code: ErrorCode::ShuttingDown,
+            close: true
+        })
+    );
+    assert_eq!(alice.next().await, None);
+    shutdown.await.unwrap().unwrap();
+}

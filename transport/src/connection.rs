@@ -1,0 +1,143 @@
+//! [`drive`]: the one connection loop behind every face, and [`FrameIo`],
+//! what a face must provide.
+//!
+//! The loop waits on three things at once: an inbound frame, live events
+//! ready in the session's feed, and the server's shutdown. Whatever the
+//! session answers is collected and written as one batch, so a burst of
+//! events becomes few socket writes. While a write is blocked (a slow
+//! reader) nothing else is read; live events pile up in the connection's
+//! bounded queue, which lags and is caught up from storage (or closes, by
+//! policy) — the router never waits on the connection.
+
+use std::time::Duration;
+
+use axon_core::{CloseReason, Session};
+use axon_schemas::ErrorCode;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Why a face could not read or write.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// One inbound message was refused (e.g. a text WebSocket message); the
+    /// connection goes on.
+    #[error("{message}")]
+    Refused {
+        /// The code sent back.
+        code: ErrorCode,
+        /// Detail.
+        message: &'static str,
+    },
+    /// The transport can no longer be trusted (an oversized message, a
+    /// protocol violation): close with this code.
+    #[error("{message}")]
+    Fatal {
+        /// The code sent back.
+        code: ErrorCode,
+        /// Detail.
+        message: String,
+    },
+    /// The peer is gone.
+    #[error("connection lost: {0}")]
+    Lost(String),
+}
+
+/// The bytes side of one connection, as a face provides it.
+pub trait FrameIo: Send {
+    /// The next inbound frame; `None` when the peer closed. Must be
+    /// cancel-safe: the loop selects on it.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Bytes>, IoError>> + Send;
+
+    /// Writes every frame in `out` (and empties it) with as few socket writes
+    /// as the transport allows.
+    fn send(&mut self, out: &mut Vec<Bytes>) -> impl Future<Output = Result<(), IoError>> + Send;
+
+    /// Closes the connection, with a reason or normally.
+    fn close(&mut self, reason: Option<&CloseReason>) -> impl Future<Output = ()> + Send;
+}
+
+/// Timeouts of one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Time allowed from connect to a successful hello.
+    pub handshake: Duration,
+    /// A connection that sends nothing (not even a ping) this long is closed.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            idle: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Resolves once the server shuts down (never, if the signal is dropped
+/// without shutting down).
+async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs one connection until it ends.
+pub async fn drive<I: FrameIo>(
+    mut session: Session,
+    mut io: I,
+    timeouts: Timeouts,
+    mut shutdown: watch::Receiver<bool>,
+    transport: &'static str,
+) {
+    let mut out: Vec<Bytes> = Vec::new();
+    let handshake_deadline = Instant::now() + timeouts.handshake;
+    let mut idle_deadline = Instant::now() + timeouts.idle;
+    let frames_in = metrics::counter!("axon_frames_in_total", "transport" => transport);
+    let bytes_in = metrics::counter!("axon_bytes_in_total", "transport" => transport);
+    let frames_out = metrics::counter!("axon_frames_out_total", "transport" => transport);
+    let bytes_out = metrics::counter!("axon_bytes_out_total", "transport" => transport);
+    loop {
+        let step: Result<(), CloseReason> = tokio::select! {
+            biased;
+            () = shutting_down(&mut shutdown) => Err(session.farewell(
+                &mut out,
+                CloseReason::resumable(ErrorCode::ShuttingDown, "the server is shutting down; resume elsewhere or later"),
+            )),
+            _ = tokio::time::sleep_until(handshake_deadline), if !session.is_open() => {
+                metrics::counter!("axon_handshake_failures_total", "reason" => "timeout").increment(1);
+                Err(session.farewell(&mut out, CloseReason::fatal(ErrorCode::HandshakeTimeout, "no Hello in time")))
+            }
+            _ = tokio::time::sleep_until(idle_deadline) => Err(session.farewell(
+                &mut out,
+                CloseReason::resumable(ErrorCode::Unknown, "idle timeout: send Ping at the heartbeat interval"),
+            )),
+            inbound = io.recv() => match inbound {
+                Ok(Some(frame)) => {
+                    frames_in.increment(1);
+                    bytes_in.increment(frame.len() as u64);
+                    idle_deadline = Instant::now() + timeouts.idle;
+                    session.on_frame(&frame, &mut out).await
+                }
+                Ok(None) => break,
+                Err(IoError::Refused { code, message }) => session.refuse(&mut out, code, message),
+                Err(IoError::Fatal { code, message }) => Err(session.farewell(&mut out, CloseReason::fatal(code, message))),
+                Err(IoError::Lost(_)) => break,
+            },
+            _ = session.events_ready(), if session.is_open() => session.pump_events(&mut out).await,
+        };
+        if !out.is_empty() {
+            frames_out.increment(out.len() as u64);
+            bytes_out.increment(out.iter().map(|f| f.len() as u64).sum());
+            if io.send(&mut out).await.is_err() {
+                break;
+            }
+        }
+        if let Err(reason) = step {
+            io.close(Some(&reason)).await;
+            return;
+        }
+    }
+    io.close(None).await;
+}
