@@ -67,9 +67,33 @@ pub enum Command {
     /// Manage user accounts (opens the data directory; stop the server first).
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage rooms (opens the data directory; stop the server first).
+    #[command(subcommand)]
+    Room(RoomCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `axon room ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoomCommand {
+    /// Create a room and print its id. The creator is joined with power
+    /// level 100; each member is invited and joined.
+    Create {
+        /// `@user:server` or a localpart: who creates the room.
+        #[arg(long)]
+        creator: String,
+        /// `@user:server` or a localpart to invite and join (repeatable).
+        #[arg(long = "member")]
+        members: Vec<String>,
+        /// The room's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Anyone may join (default: invite only).
+        #[arg(long)]
+        public: bool,
+    },
 }
 
 /// `axon user ...`.

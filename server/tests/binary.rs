@@ -119,6 +119,47 @@ fn user_create_list_token() {
 }
 
 #[test]
+fn room_create_joins_the_members() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["alice", "bob"] {
+        let out = run(axon(tmp.path()).args(["user", "create", name]), "");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = run(
+        axon(tmp.path()).args([
+            "room",
+            "create",
+            "--creator",
+            "alice",
+            "--member",
+            "@bob:localhost",
+            "--name",
+            "Lobby",
+        ]),
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let room = text(&out.stdout).trim().to_owned();
+    assert!(axon_core::RoomId::parse(&room).is_ok(), "{room:?}");
+    assert!(
+        text(&out.stderr).contains("1 member(s) joined"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
+        axon(tmp.path()).args(["room", "create", "--creator", "nobody"]),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no such active user: @nobody:localhost"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn invalid_configuration_exits_2_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run(

@@ -8,6 +8,7 @@
 //! Exit codes: 0 success, 1 failure, 2 invalid configuration or usage
 //! (including a `sequencer.shards` that disagrees with the data directory).
 
+pub mod room;
 pub mod user;
 
 use std::process::ExitCode;
@@ -61,6 +62,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             None | Some(Command::Serve) => app::run(config).await,
             Some(Command::User(cmd)) => user::run(cmd, &config).await,
+            Some(Command::Room(cmd)) => room::run(cmd, &config).await,
             Some(Command::Config(ConfigCommand::Show)) => {
                 print!("{}", config.to_toml()?);
                 Ok(())

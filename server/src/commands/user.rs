@@ -170,7 +170,7 @@ async fn list(accounts: &Accounts) -> anyhow::Result<()> {
 }
 
 /// `@user:server` as given, or a localpart on this server.
-fn resolve(arg: &str, server: &ServerName) -> anyhow::Result<UserId> {
+pub(crate) fn resolve(arg: &str, server: &ServerName) -> anyhow::Result<UserId> {
     let full = if arg.starts_with('@') {
         arg.to_owned()
     } else {
