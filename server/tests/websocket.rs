@@ -463,3 +463,139 @@ async fn shutdown_closes_connections_resumably() {
     assert_eq!(alice.next().await, None);
     shutdown.await.unwrap().unwrap();
 }
+
+/// Appends `n` messages of about `pad` bytes to `room` as alice, from 64
+/// concurrent senders (so group commit carries them quickly).
+async fn flood(server: &Server, room: &str, n: usize, pad: usize) {
+    let sequencer = server.core().sequencer.clone();
+    let room = RoomId::parse(room).unwrap();
+    let alice = UserId::parse("@alice:localhost").unwrap();
+    let filler = "x".repeat(pad);
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let (sequencer, room, alice, filler) = (
+            sequencer.clone(),
+            room.clone(),
+            alice.clone(),
+            filler.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in (t..n).step_by(64) {
+                let content =
+                    format!(r#"{{"msgtype":"m.text","body":"flood {i}","pad":"{filler}"}}"#);
+                let event = axon_core::NewEvent {
+                    room_id: room.clone(),
+                    sender: alice.clone(),
+                    event_type: "m.room.message".into(),
+                    state_key: None,
+                    content: Bytes::from(content),
+                    txn: None,
+                };
+                sequencer.append(event).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_mid_flood_resumes_with_every_event_exactly_once() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _alice_token, bob_token, room) = setup(dir.path()).await;
+    let mut bob = ws(&server).await;
+    bob.hello(&bob_token, &[]).await;
+    let Got::Subscribed { head: start, .. } = bob.subscribe(&room).await else {
+        panic!("not subscribed")
+    };
+
+    const EVENTS: u64 = 10_000;
+    let flooding = flood(&server, &room, EVENTS as usize, 16);
+    let (server_ref, room_ref, token) = (&server, room.clone(), bob_token.clone());
+    let reading = async move {
+        let (server, room, bob_token) = (server_ref, room_ref, token);
+        let mut seen = Vec::new();
+        // Read part of the flood, then kill the connection without a close.
+        for (seq, _) in bob.events(2_000).await {
+            seen.push(seq);
+        }
+        drop(bob);
+        let mut bob = ws(&server).await;
+        let last = *seen.last().unwrap();
+        assert!(matches!(
+            bob.hello(&bob_token, &[(&room, last)]).await,
+            Got::Welcome { .. }
+        ));
+        while seen.len() < EVENTS as usize {
+            match bob.next().await.expect("connection open") {
+                Got::Event { seq, .. } => seen.push(seq),
+                Got::Subscribed { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(flooding, reading);
+    assert_eq!(
+        seen,
+        (start + 1..=start + EVENTS).collect::<Vec<_>>(),
+        "every event exactly once, in order"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_does_not_hold_up_the_others_and_catches_up() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, alice_token, bob_token, room) = setup(dir.path()).await;
+    let mut fast = ws(&server).await;
+    fast.hello(&alice_token, &[]).await;
+    let Got::Subscribed { head: start, .. } = fast.subscribe(&room).await else {
+        panic!("not subscribed")
+    };
+    let mut slow = ws(&server).await;
+    slow.hello(&bob_token, &[]).await;
+    slow.subscribe(&room).await;
+
+    // ~40 MB of events: far more than the slow reader's socket buffers and
+    // its 4096-deep queue hold while it reads nothing.
+    const EVENTS: u64 = 20_000;
+    let flooding = flood(&server, &room, EVENTS as usize, 2_000);
+    let fast_reads = async {
+        fast.events(EVENTS as usize)
+            .await
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect::<Vec<_>>()
+    };
+    let ((), fast_seen) = tokio::join!(flooding, fast_reads);
+    assert_eq!(fast_seen, (start + 1..=start + EVENTS).collect::<Vec<_>>());
+
+    // The slow reader's queue overflowed (it lagged) rather than the
+    // router waiting for it.
+    let metrics = common::get(server.addrs().admin, "/metrics").await.body;
+    let lagged: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("axon_router_lagged_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(lagged >= 1.0, "expected a lag to be counted:\n{metrics}");
+
+    // Only now does the slow reader read: it was caught up from storage and
+    // still sees every event once, in order.
+    let slow_seen: Vec<u64> = slow
+        .events(EVENTS as usize)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(slow_seen, (start + 1..=start + EVENTS).collect::<Vec<_>>());
+    server.shutdown().await.unwrap();
+}
