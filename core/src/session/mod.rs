@@ -54,6 +54,10 @@ pub struct Services {
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
+/// Events in a history page when the request leaves `limit` at 0 (still
+/// capped by [`SessionConfig::max_history_page`]).
+const DEFAULT_HISTORY_PAGE: usize = 50;
+
 enum Phase {
     AwaitingHello,
     Open(Identity),
@@ -448,6 +452,28 @@ impl Session {
             Ok(replay) => replay,
             Err(e) => return self.feed_failed(out, e),
         };
+        // The membership may have ended between the check above and the
+        // join. A change at or before the live point the feed started from
+        // would never pass through `deliver`, so look again now that the
+        // feed is subscribed: storage holds every event up to that point.
+        match self.joined_in_storage(&room, &user).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.feed.leave(&room);
+                self.error(
+                    out,
+                    request_id,
+                    ErrorCode::Forbidden,
+                    "not a member of this room",
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                self.feed.leave(&room);
+                self.error(out, request_id, ErrorCode::Internal, &e.to_string());
+                return Ok(());
+            }
+        }
         if since.is_some() && !replay.is_empty() {
             metrics::counter!("axon_catch_up_events_total").increment(replay.len() as u64);
         }
@@ -459,6 +485,22 @@ impl Session {
             head,
         })));
         Ok(())
+    }
+
+    /// Whether `user`'s membership of `room`, as storage has it now, is join.
+    async fn joined_in_storage(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<bool, crate::store::StoreError> {
+        let member = self
+            .services
+            .store
+            .state_event(room, crate::event::types::MEMBER, user.as_str())
+            .await?;
+        Ok(member.is_some_and(|e| {
+            crate::room::state::parse_membership(&e.content) == Some(Membership::Join)
+        }))
     }
 
     async fn send(
@@ -492,6 +534,18 @@ impl Session {
             );
             return Ok(());
         };
+        if send.event_type == crate::event::types::CREATE {
+            // Rooms are created whole (create, join, power levels, join
+            // rules) by `axon room create` and, later, Matrix createRoom;
+            // never one bare event at a time over the native protocol.
+            self.error(
+                out,
+                send.request_id,
+                ErrorCode::InvalidArgument,
+                "rooms cannot be created with Send",
+            );
+            return Ok(());
+        }
         let event = NewEvent {
             room_id,
             sender: identity.user_id.clone(),
@@ -563,7 +617,7 @@ impl Session {
             }
         }
         let limit = match req.limit as usize {
-            0 => 50,
+            0 => DEFAULT_HISTORY_PAGE.min(self.config.max_history_page),
             n => n.min(self.config.max_history_page),
         };
         // `from_seq` is exclusive: Backward reads seq < from_seq, Forward seq > from_seq.
