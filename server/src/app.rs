@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axon_core::store::{AccountStore, TimelineStore};
 use axon_core::{Accounts, RoomRouter, Sequencer, Services, Store};
+use axon_transport::quic::QuicFace;
 use axon_transport::ws::WsFace;
 use axon_transport::{ConnectionTracker, FaceKind, Timeouts};
 use tokio::net::TcpListener;
@@ -61,7 +62,7 @@ pub struct BoundAddrs {
     pub https: SocketAddr,
     /// Admin: metrics, health, readiness.
     pub admin: SocketAddr,
-    /// QUIC as configured; not bound yet.
+    /// QUIC (UDP).
     pub quic: SocketAddr,
 }
 
@@ -70,6 +71,7 @@ pub struct Server {
     addrs: BoundAddrs,
     core: Core,
     native: Arc<ConnectionTracker>,
+    quic: QuicFace,
     certificate: CertificateFiles,
     readiness: Arc<Readiness>,
     public: Trigger,
@@ -153,15 +155,26 @@ impl Server {
             router: Arc::clone(&core.router),
         };
         let native = ConnectionTracker::new(config.native.max_connections);
-        let ws = WsFace::new(
-            services,
-            Arc::new(config.session_config()),
+        let session_config = Arc::new(config.session_config());
+        let timeouts = Timeouts {
+            handshake: Duration::from_secs(config.native.handshake_timeout_secs),
+            idle: Duration::from_secs(config.native.idle_timeout_secs),
+        };
+        let quic = QuicFace::bind(
+            config.listen.quic,
+            (*tls_config).clone(),
+            services.clone(),
+            Arc::clone(&session_config),
             Arc::clone(&native),
-            Timeouts {
-                handshake: Duration::from_secs(config.native.handshake_timeout_secs),
-                idle: Duration::from_secs(config.native.idle_timeout_secs),
-            },
-        );
+            timeouts,
+        )
+        .with_context(|| format!("cannot serve QUIC on {} (listen.quic)", config.listen.quic))?;
+        let addrs = BoundAddrs {
+            quic: quic.local_addr().context("reading the QUIC address")?,
+            ..addrs
+        };
+        tasks.push(tokio::spawn(quic.clone().serve()));
+        let ws = WsFace::new(services, session_config, Arc::clone(&native), timeouts);
         let plain_routes = if config.plain_ws_enabled() {
             PublicRoutes::new().with_websocket(ws.clone(), FaceKind::Ws)
         } else {
@@ -194,6 +207,7 @@ impl Server {
             addrs,
             core,
             native,
+            quic,
             certificate,
             readiness,
             public,
@@ -230,6 +244,7 @@ impl Server {
         let Self {
             core,
             native,
+            quic,
             readiness,
             public,
             admin,
@@ -258,6 +273,7 @@ impl Server {
                 "native connections still open at the drain deadline"
             );
         }
+        quic.close().await;
         core.sequencer.shutdown().await;
         tracing::info!("sequencers stopped; flushing the store");
         let flushed = core.store.flush().await.context("flushing the store");
@@ -324,7 +340,7 @@ fn log_startup(
         tracing::info!(url = %format_args!("http://{}", addrs.http), websocket = "off (native.plain_ws)", "http listener");
     }
     tracing::info!(url = %format_args!("https://{}", addrs.https), websocket = %format_args!("wss://{}/_axon/v1/ws", addrs.https), "https listener");
-    tracing::info!(addr = %format_args!("{}/udp", addrs.quic), "quic listener: configured, not served yet");
+    tracing::info!(addr = %format_args!("{}/udp", addrs.quic), alpn = "axon/1", "quic listener");
     tracing::info!(
         metrics = %format_args!("http://{}/metrics", addrs.admin),
         health = %format_args!("http://{}/health", addrs.admin),

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use axon_core::router::Delivery;
 use axon_core::{CloseReason, Session};
 use axon_schemas::ErrorCode;
 use bytes::Bytes;
@@ -53,6 +54,17 @@ pub trait FrameIo: Send {
     /// as the transport allows.
     fn send(&mut self, out: &mut Vec<Bytes>) -> impl Future<Output = Result<(), IoError>> + Send;
 
+    /// Writes live events (and empties `events`). By default their shared
+    /// frames go the same way as every other frame; QUIC overrides this to
+    /// put each room on its own lane stream.
+    fn send_events(
+        &mut self,
+        events: &mut Vec<Delivery>,
+    ) -> impl Future<Output = Result<(), IoError>> + Send {
+        let mut frames: Vec<Bytes> = events.drain(..).map(|d| d.frame.clone()).collect();
+        async move { self.send(&mut frames).await }
+    }
+
     /// Closes the connection, with a reason or normally.
     fn close(&mut self, reason: Option<&CloseReason>) -> impl Future<Output = ()> + Send;
 }
@@ -77,7 +89,7 @@ impl Default for Timeouts {
 
 /// Resolves once the server shuts down (never, if the signal is dropped
 /// without shutting down).
-async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -92,6 +104,7 @@ pub async fn drive<I: FrameIo>(
     transport: &'static str,
 ) {
     let mut out: Vec<Bytes> = Vec::new();
+    let mut events: Vec<Delivery> = Vec::new();
     let handshake_deadline = Instant::now() + timeouts.handshake;
     let mut idle_deadline = Instant::now() + timeouts.idle;
     let frames_in = metrics::counter!("axon_frames_in_total", "transport" => transport);
@@ -125,8 +138,15 @@ pub async fn drive<I: FrameIo>(
                 Err(IoError::Fatal { code, message }) => Err(session.farewell(&mut out, CloseReason::fatal(code, message))),
                 Err(IoError::Lost(_)) => break,
             },
-            _ = session.events_ready(), if session.is_open() => session.pump_events(&mut out).await,
+            _ = session.events_ready(), if session.is_open() => session.pump_deliveries(&mut events, &mut out).await,
         };
+        if !events.is_empty() {
+            frames_out.increment(events.len() as u64);
+            bytes_out.increment(events.iter().map(|d| d.frame.len() as u64).sum());
+            if io.send_events(&mut events).await.is_err() {
+                break;
+            }
+        }
         if !out.is_empty() {
             frames_out.increment(out.len() as u64);
             bytes_out.increment(out.iter().map(|f| f.len() as u64).sum());

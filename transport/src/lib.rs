@@ -1,5 +1,5 @@
 //! Axon's native faces: the WebSocket face (tokio-tungstenite over
-//! connections that hyper upgraded) and, next, the QUIC face (quinn). Both
+//! connections that hyper upgraded) and the QUIC face (quinn). Both
 //! drive the same [`axon_core::Session`] with the bytes of one connection.
 //!
 //! # Layout
@@ -11,13 +11,13 @@
 //! - [`ws`] — the WebSocket face: [`ws::WsFace::upgrade`] answers the HTTP
 //!   upgrade at `/_axon/v1/ws` (subprotocol `axon.v1`) and runs the
 //!   connection on the upgraded socket.
+//! - [`quic`] — the QUIC face: [`quic::QuicFace`] on one UDP socket, ALPN
+//!   `axon/1`, a control stream plus one stream per lane of rooms.
 //! - [`tracker`] — [`ConnectionTracker`]: live connections per face, the
 //!   connection limit, and waiting for connections to drain at shutdown.
-//!
-//! Not built yet: the QUIC face (`quic`), arriving with the rest of the
-//! native-faces milestone.
 
 pub mod connection;
+pub mod quic;
 pub mod tracker;
 pub mod ws;
 

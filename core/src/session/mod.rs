@@ -477,7 +477,9 @@ impl Session {
         if since.is_some() && !replay.is_empty() {
             metrics::counter!("axon_catch_up_events_total").increment(replay.len() as u64);
         }
-        self.deliver(replay, out).await;
+        let mut kept = Vec::with_capacity(replay.len());
+        self.deliver(replay, &mut kept).await;
+        out.extend(kept.iter().map(|d| d.frame.clone()));
         let head = self.feed.cursor().last(&room).unwrap_or(0);
         out.push(encode(&ServerFrame::Subscribed(Subscribed {
             request_id,
@@ -712,12 +714,27 @@ impl Session {
     /// Moves ready live events into `out` (each one's frame, encoded once
     /// for every subscriber), in `seq` order without gaps or duplicates.
     pub async fn pump_events(&mut self, out: &mut Vec<Bytes>) -> Result<(), CloseReason> {
-        let mut deliveries = std::mem::take(&mut self.deliveries);
-        let result = self.feed.try_next(&mut deliveries).await;
+        let mut events = Vec::new();
+        self.pump_deliveries(&mut events, out).await?;
+        out.extend(events.iter().map(|d| d.frame.clone()));
+        Ok(())
+    }
+
+    /// Like [`pump_events`](Self::pump_events), but hands the live events
+    /// over as deliveries (frame and event), for faces that route them by
+    /// room — QUIC puts each room on its lane stream. Control frames (a
+    /// closing error) go to `out`.
+    pub async fn pump_deliveries(
+        &mut self,
+        events: &mut Vec<Delivery>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), CloseReason> {
+        let mut ready = std::mem::take(&mut self.deliveries);
+        let result = self.feed.try_next(&mut ready).await;
         match result {
             Ok(()) => {
-                self.deliver(deliveries.drain(..), out).await;
-                self.deliveries = deliveries;
+                self.deliver(ready.drain(..), events).await;
+                self.deliveries = ready;
                 Ok(())
             }
             Err(e) => self.feed_failed(out, e),
@@ -749,19 +766,20 @@ impl Session {
     async fn deliver(
         &mut self,
         deliveries: impl IntoIterator<Item = Delivery>,
-        out: &mut Vec<Bytes>,
+        kept: &mut Vec<Delivery>,
     ) {
         let Some(user) = self.user().cloned() else {
             return;
         };
         let mut ended: Vec<RoomId> = Vec::new();
         for d in deliveries {
-            let room = &d.event.room_id;
-            if ended.contains(room) {
+            if ended.contains(&d.event.room_id) {
                 continue;
             }
-            out.push(d.frame.clone());
-            if let Some((target, membership)) = d.event.membership_change()
+            let change = d.event.membership_change();
+            kept.push(Arc::clone(&d));
+            let room = &d.event.room_id;
+            if let Some((target, membership)) = change
                 && target == user
                 && membership != Membership::Join
             {
