@@ -396,6 +396,25 @@ impl Session {
         self.identity().map(|i| &i.user_id)
     }
 
+    /// Whether `user` may read `room`; if not, queues the error that says
+    /// why (NotFound, Forbidden, or the sequencer's failure).
+    async fn may_read(
+        &self,
+        request_id: u64,
+        room: &RoomId,
+        user: &UserId,
+        out: &mut Vec<Bytes>,
+    ) -> bool {
+        let (code, message) = match self.services.sequencer.room_state(room).await {
+            Ok(Some(state)) if can_read(&state, user) => return true,
+            Ok(Some(_)) => (ErrorCode::Forbidden, "not a member of this room".to_owned()),
+            Ok(None) => (ErrorCode::NotFound, "no such room".to_owned()),
+            Err(e) => append_error(&e),
+        };
+        self.error(out, request_id, code, &message);
+        false
+    }
+
     /// Subscribes to one room: checks membership, replays after `since`,
     /// then confirms with `Subscribed`.
     async fn subscribe(
@@ -427,26 +446,8 @@ impl Session {
             );
             return Ok(());
         }
-        match self.services.sequencer.room_state(&room).await {
-            Ok(Some(state)) if can_read(&state, &user) => {}
-            Ok(Some(_)) => {
-                self.error(
-                    out,
-                    request_id,
-                    ErrorCode::Forbidden,
-                    "not a member of this room",
-                );
-                return Ok(());
-            }
-            Ok(None) => {
-                self.error(out, request_id, ErrorCode::NotFound, "no such room");
-                return Ok(());
-            }
-            Err(e) => {
-                let (code, message) = append_error(&e);
-                self.error(out, request_id, code, &message);
-                return Ok(());
-            }
+        if !self.may_read(request_id, &room, &user, out).await {
+            return Ok(());
         }
         let replay = match self.feed.join(&room, since).await {
             Ok(replay) => replay,
@@ -597,26 +598,8 @@ impl Session {
             );
             return Ok(());
         };
-        match self.services.sequencer.room_state(&room).await {
-            Ok(Some(state)) if can_read(&state, user) => {}
-            Ok(Some(_)) => {
-                self.error(
-                    out,
-                    req.request_id,
-                    ErrorCode::Forbidden,
-                    "not a member of this room",
-                );
-                return Ok(());
-            }
-            Ok(None) => {
-                self.error(out, req.request_id, ErrorCode::NotFound, "no such room");
-                return Ok(());
-            }
-            Err(e) => {
-                let (code, message) = append_error(&e);
-                self.error(out, req.request_id, code, &message);
-                return Ok(());
-            }
+        if !self.may_read(req.request_id, &room, user, out).await {
+            return Ok(());
         }
         let limit = match req.limit as usize {
             0 => DEFAULT_HISTORY_PAGE.min(self.config.max_history_page),
@@ -684,12 +667,8 @@ impl Session {
             );
             return Ok(());
         };
-        match self.services.sequencer.room_state(&room).await {
-            Ok(Some(state)) if can_read(&state, user) => {}
-            _ => {
-                self.error(out, 0, ErrorCode::Forbidden, "not a member of this room");
-                return Ok(());
-            }
+        if !self.may_read(0, &room, user, out).await {
+            return Ok(());
         }
         let record = Receipt {
             room_id: room,
