@@ -1,7 +1,71 @@
-//! A Rust client library for Axon's native protocol over QUIC and WebSocket.
+//! A Rust client for Axon's native protocol (`axon.v1`), over WebSocket
+//! today and QUIC later.
 //!
-//! Not built yet: this crate arrives with the "native faces" issue. The plan:
-//! `connect` (either face), authenticate with an access token or password,
-//! subscribe, `send` with retries that keep the transaction id, a stream of
-//! received events, and automatic reconnect that resumes from the last `seq`
-//! per room. The frames are those of `axon-schemas`.
+//! [`Client::connect`] opens a connection, authenticates with a token or a
+//! password, and hands the socket to a background task that keeps it
+//! alive: heartbeats, request/answer matching, and, when the connection is
+//! lost, reconnects with backoff that resume every subscribed room from
+//! the last `seq` seen. Events come out of [`Client::next_event`] (or
+//! [`Client::events`]) per room in `seq` order, without gaps or duplicates,
+//! across reconnects. Sends carry a transaction id chosen once, so a send
+//! retried after a reconnect or a timeout is stored once.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), axon_client::ClientError> {
+//! use axon_client::{Auth, Client, ClientConfig};
+//!
+//! let config = ClientConfig::new("ws://127.0.0.1:8008/_axon/v1/ws", Auth::Token("axat_...".into()));
+//! let client = Client::connect(config).await?;
+//! client.subscribe("!room:localhost").await?;
+//! client
+//!     .send("!room:localhost", "m.room.message", r#"{"msgtype":"m.text","body":"hi"}"#)
+//!     .await?;
+//! while let Some(event) = client.next_event().await {
+//!     println!("[{}] {}: {}", event.seq, event.sender, String::from_utf8_lossy(&event.content));
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`client`](Client): the public handle; turns calls into commands,
+//!   retries sends.
+//! - `connection`: the background task owning the socket (requests,
+//!   answers, heartbeats, reconnect and resume); [`ConnectionState`].
+//! - `handshake`: `Hello`/`Login` → `Welcome`.
+//! - `cursor`: per-room last `seq`; drops duplicates, holds and fetches
+//!   gaps (sans-IO, unit-tested).
+//! - `request`: requests kept owned until answered, re-sent after a
+//!   reconnect.
+//! - `transport`: one enum over the protocols (`ws` now, `quic` later) and
+//!   the rustls setup (`tls`).
+//! - [`config`](ClientConfig), [`error`](ClientError), [`event`](Event):
+//!   what the application passes in and gets back.
+//!
+//! # Decisions
+//!
+//! - The first connect is not retried: a wrong URL, certificate or token
+//!   fails at once. Reconnects start after a first success and follow
+//!   [`ReconnectPolicy`]; a refusal a reconnect cannot cure
+//!   (`Unauthenticated`) closes the client.
+//! - The event buffer is bounded ([`ClientConfig::event_buffer`]); while
+//!   it is full the task stops reading the socket, which is the server's
+//!   signal to catch the connection up or close it as lagged, after which
+//!   the client resumes.
+
+mod client;
+mod config;
+mod connection;
+mod cursor;
+mod error;
+mod event;
+mod handshake;
+mod request;
+mod transport;
+
+pub use axon_schemas::ErrorCode;
+pub use client::Client;
+pub use config::{Auth, ClientConfig, ReconnectPolicy};
+pub use connection::ConnectionState;
+pub use error::ClientError;
+pub use event::{Direction, Event, HistoryPage, SendAck, SubscribeAck};

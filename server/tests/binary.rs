@@ -272,7 +272,10 @@ fn sigterm_drains_flushes_and_exits_0() {
         "the absolute data dir is logged:\n{startup}"
     );
     assert!(startup.contains("SELF-SIGNED DEVELOPMENT"), "{startup}");
-    assert!(startup.contains("quic listener") && startup.contains("axon/1"), "{startup}");
+    assert!(
+        startup.contains("quic listener") && startup.contains("axon/1"),
+        "{startup}"
+    );
 
     // While it runs, the operator commands refuse the data directory.
     let out = run(axon(tmp.path()).args(["user", "list"]), "");

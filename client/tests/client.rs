@@ -1,0 +1,393 @@
+//! The client against a real server started in-process on loopback: ws and
+//! wss sharing one timeline, password login, resume after a lost
+//! connection, send idempotency across a reconnect, and typed errors.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axon_client::{Auth, Client, ClientConfig, ClientError, ConnectionState, Direction, Event};
+use axon_core::{Membership, NewEvent, RoomCreation, RoomId, UserId};
+use axon_server::config::ListenConfig;
+use axon_server::{Config, Server};
+
+/// Every listener on 127.0.0.1 port 0, the data in `dir` (as the server's
+/// own tests do).
+fn loopback_config(dir: &Path) -> Config {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    config.listen = ListenConfig {
+        http: any,
+        https: any,
+        admin: any,
+        quic: any,
+    };
+    config.sequencer.shards = 4;
+    config
+}
+
+/// A server with users alice and bob (password "pw") in one room; their
+/// tokens and the room.
+struct Setup {
+    server: Server,
+    alice: String,
+    bob: String,
+    room: String,
+}
+
+async fn setup(dir: &Path) -> Setup {
+    let server = Server::start(loopback_config(dir)).await.unwrap();
+    let core = server.core();
+    let mut tokens = Vec::new();
+    for name in ["alice", "bob"] {
+        let user = core
+            .accounts
+            .create_user(name, Some("pw".into()), false)
+            .await
+            .unwrap();
+        let login = core
+            .accounts
+            .open_session(&user.user_id, None, None)
+            .await
+            .unwrap();
+        tokens.push(login.access_token.expose().to_owned());
+    }
+    let alice = UserId::parse("@alice:localhost").unwrap();
+    let bob = UserId::parse("@bob:localhost").unwrap();
+    let room = RoomId::random(core.accounts.server_name());
+    let mut creation = RoomCreation::new(room.clone(), alice);
+    creation.invites.push(bob.clone());
+    core.sequencer.append_all(creation.events()).await.unwrap();
+    core.sequencer
+        .append(NewEvent::membership(&room, &bob, &bob, Membership::Join))
+        .await
+        .unwrap();
+    let bob_token = tokens.pop().unwrap();
+    let alice_token = tokens.pop().unwrap();
+    Setup {
+        server,
+        alice: alice_token,
+        bob: bob_token,
+        room: room.to_string(),
+    }
+}
+
+fn ws_url(server: &Server) -> String {
+    format!("ws://{}/_axon/v1/ws", server.addrs().http)
+}
+
+fn ws_config(server: &Server, auth: Auth) -> ClientConfig {
+    ClientConfig::new(ws_url(server), auth).request_timeout(Duration::from_secs(10))
+}
+
+fn wss_config(server: &Server, auth: Auth) -> ClientConfig {
+    let url = format!(
+        "wss://localhost:{}/_axon/v1/ws",
+        server.addrs().https.port()
+    );
+    let mut config = ClientConfig::new(url, auth)
+        .add_root_pem(&server.certificate().cert_path)
+        .request_timeout(Duration::from_secs(10));
+    config.webpki_roots = false;
+    config
+}
+
+fn message(body: &str) -> String {
+    serde_json::json!({ "msgtype": "m.text", "body": body }).to_string()
+}
+
+fn body(event: &Event) -> String {
+    let content: serde_json::Value = serde_json::from_slice(&event.content).unwrap();
+    content["body"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The next `n` events, each within 10 s.
+async fn events(client: &Client, n: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(10), client.next_event())
+            .await
+            .expect("an event within 10 s")
+            .expect("the client is open");
+        events.push(event);
+    }
+    events
+}
+
+/// Nothing more arrives for a while (no duplicate after the expected events).
+async fn assert_quiet(client: &Client) {
+    if let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(500), client.next_event()).await
+    {
+        panic!(
+            "unexpected extra event seq {} {:?}",
+            event.seq,
+            body(&event)
+        );
+    }
+}
+
+fn seqs(events: &[Event]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_and_wss_clients_see_the_same_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    let bob = Client::connect(wss_config(&s.server, Auth::Token(s.bob.clone())))
+        .await
+        .unwrap();
+    assert_eq!(alice.user_id(), "@alice:localhost");
+    assert_eq!(bob.user_id(), "@bob:localhost");
+    assert_eq!(bob.state(), ConnectionState::Connected);
+
+    let head = alice.subscribe(&s.room).await.unwrap().head;
+    assert_eq!(bob.subscribe(&s.room).await.unwrap().head, head);
+
+    let (a, b) = tokio::join!(
+        async {
+            for i in 0..5 {
+                alice
+                    .send(&s.room, "m.room.message", message(&format!("a{i}")))
+                    .await
+                    .unwrap();
+            }
+        },
+        async {
+            for i in 0..5 {
+                bob.send(&s.room, "m.room.message", message(&format!("b{i}")))
+                    .await
+                    .unwrap();
+            }
+        }
+    );
+    let ((), ()) = (a, b);
+    let seen_by_alice = events(&alice, 10).await;
+    let seen_by_bob = events(&bob, 10).await;
+    assert_eq!(seen_by_alice, seen_by_bob);
+    assert_eq!(
+        seqs(&seen_by_alice),
+        (head + 1..=head + 10).collect::<Vec<_>>()
+    );
+    let from_alice: Vec<String> = seen_by_alice
+        .iter()
+        .filter(|e| e.sender == "@alice:localhost")
+        .map(body)
+        .collect();
+    assert_eq!(from_alice, ["a0", "a1", "a2", "a3", "a4"]);
+
+    alice.close().await;
+    bob.close().await;
+    assert_eq!(alice.state(), ConnectionState::Closed);
+    assert!(matches!(
+        alice.send(&s.room, "m.room.message", message("late")).await,
+        Err(ClientError::Closed)
+    ));
+    s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_login_yields_a_token_that_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let password = Auth::Password {
+        user: "alice".into(),
+        password: "pw".into(),
+    };
+    let alice = Client::connect(ws_config(&s.server, password))
+        .await
+        .unwrap();
+    assert_eq!(alice.user_id(), "@alice:localhost");
+    let token = alice.access_token().to_owned();
+    assert!(!token.is_empty());
+    assert_ne!(token, s.alice, "a login issues a new token");
+
+    let again =
+        Client::connect(ws_config(&s.server, Auth::Token(token)).device_id(alice.device_id()))
+            .await
+            .unwrap();
+    assert_eq!(again.user_id(), "@alice:localhost");
+    assert_eq!(again.device_id(), alice.device_id());
+    again.subscribe(&s.room).await.unwrap();
+
+    let wrong = Auth::Password {
+        user: "alice".into(),
+        password: "nope".into(),
+    };
+    assert!(matches!(
+        Client::connect(ws_config(&s.server, wrong)).await,
+        Err(ClientError::Unauthenticated(_))
+    ));
+    s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_resumes_every_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    let bob = Client::connect(ws_config(&s.server, Auth::Token(s.bob.clone())))
+        .await
+        .unwrap();
+    let head = bob.subscribe(&s.room).await.unwrap().head;
+    alice
+        .send(&s.room, "m.room.message", message("before"))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&events(&bob, 1).await), [head + 1]);
+
+    // Bob's socket dies; alice goes on talking while he is away.
+    let mut state = bob.watch_state();
+    bob.kill_connection().await;
+    for i in 0..5 {
+        alice
+            .send(&s.room, "m.room.message", message(&format!("missed{i}")))
+            .await
+            .unwrap();
+    }
+    state
+        .wait_for(|s| *s == ConnectionState::Connected && bob.reconnects() == 1)
+        .await
+        .unwrap();
+    alice
+        .send(&s.room, "m.room.message", message("after"))
+        .await
+        .unwrap();
+
+    let got = events(&bob, 6).await;
+    assert_eq!(seqs(&got), (head + 2..=head + 7).collect::<Vec<_>>());
+    let bodies: Vec<String> = got.iter().map(body).collect();
+    assert_eq!(
+        bodies,
+        [
+            "missed0", "missed1", "missed2", "missed3", "missed4", "after"
+        ]
+    );
+    assert_quiet(&bob).await;
+    assert_eq!(bob.reconnects(), 1);
+
+    // A second loss, with nothing missed, replays nothing.
+    bob.kill_connection().await;
+    state
+        .wait_for(|s| *s == ConnectionState::Connected && bob.reconnects() == 2)
+        .await
+        .unwrap();
+    alice
+        .send(&s.room, "m.room.message", message("last"))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&events(&bob, 1).await), [head + 8]);
+    assert_quiet(&bob).await;
+    s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_retried_after_a_lost_ack_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    let before = alice
+        .history(&s.room, u64::MAX, Direction::Backward, 100)
+        .await
+        .unwrap();
+    let head = before.events.first().map_or(0, |e| e.seq);
+
+    // The server stores the event, then the connection dies before the ack
+    // is read: the client reconnects and sends again with the same txn id.
+    alice.drop_next_send_ack().await;
+    let ack = alice
+        .send(&s.room, "m.room.message", message("once"))
+        .await
+        .unwrap();
+    assert_eq!(alice.reconnects(), 1);
+    assert_eq!(ack.seq, head + 1);
+
+    let next = alice
+        .send(&s.room, "m.room.message", message("twice"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, head + 2, "the retry stored nothing new");
+
+    let page = alice
+        .history(&s.room, head, Direction::Forward, 100)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page.events), [head + 1, head + 2]);
+    assert_eq!(page.events[0].event_id, ack.event_id);
+    assert_eq!(body(&page.events[0]), "once");
+    assert!(page.end);
+    s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+
+    // A bad token: connect fails at once, no reconnect loop.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        Client::connect(ws_config(&s.server, Auth::Token("axat_nope".into()))),
+    )
+    .await
+    .expect("a prompt answer");
+    assert!(
+        matches!(refused, Err(ClientError::Unauthenticated(_))),
+        "{refused:?}"
+    );
+
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    // A room alice is not in.
+    let other = RoomId::random(s.server.core().accounts.server_name());
+    let bob = UserId::parse("@bob:localhost").unwrap();
+    s.server
+        .core()
+        .sequencer
+        .append_all(RoomCreation::new(other.clone(), bob).events())
+        .await
+        .unwrap();
+    let other = other.to_string();
+    assert!(matches!(
+        alice.subscribe(&other).await,
+        Err(ClientError::Forbidden(_))
+    ));
+    assert!(matches!(
+        alice
+            .send(&other, "m.room.message", message("intrusion"))
+            .await,
+        Err(ClientError::Forbidden(_))
+    ));
+    assert!(matches!(
+        alice
+            .history(&other, u64::MAX, Direction::Backward, 10)
+            .await,
+        Err(ClientError::Forbidden(_))
+    ));
+    // A room that does not exist, and a malformed room id.
+    let missing = RoomId::random(s.server.core().accounts.server_name()).to_string();
+    let e = alice
+        .send(&missing, "m.room.message", message("void"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::NotFound(_)), "{e:?}");
+    let e = alice.subscribe("not-a-room").await.unwrap_err();
+    assert!(matches!(e, ClientError::InvalidArgument(_)), "{e:?}");
+
+    // None of this disturbed the connection.
+    assert_eq!(alice.reconnects(), 0);
+    alice.subscribe(&s.room).await.unwrap();
+    s.server.shutdown().await.unwrap();
+}
