@@ -31,7 +31,8 @@
 //!    cargo run -p axon-server --bin axon -- user token bob
 //!    ```
 //!
-//! 4. Start the server (plain WebSocket on 127.0.0.1:8008, TLS on 8448):
+//! 4. Start the server (plain WebSocket on 127.0.0.1:8008, TLS on 8448,
+//!    QUIC on UDP 8443):
 //!
 //!    ```sh
 //!    cargo run -p axon-server --bin axon
@@ -48,6 +49,8 @@
 //!
 //!    Over TLS with the development certificate:
 //!    `--url wss://localhost:8448/_axon/v1/ws --ca-file data/tls/dev-cert.pem`.
+//!    Over QUIC, with the same certificate:
+//!    `--url quic://127.0.0.1:8443 --ca-file data/tls/dev-cert.pem`.
 //!
 //! Stop the server while chatting and start it again: both chats reconnect
 //! and print what they missed, once each. End a chat with Ctrl-D or Ctrl-C.
@@ -63,7 +66,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 /// A terminal chat for one Axon room.
 #[derive(Debug, Parser)]
 struct Args {
-    /// WebSocket URL of the server.
+    /// Server URL: ws://, wss:// or quic://HOST:PORT.
     #[arg(long, default_value = "ws://127.0.0.1:8008/_axon/v1/ws")]
     url: String,
     /// Access token (`axon user token NAME`).
@@ -78,7 +81,8 @@ struct Args {
     /// Room id (`axon room create` prints one).
     #[arg(long)]
     room: String,
-    /// Extra trusted CA certificate (PEM), e.g. data/tls/dev-cert.pem.
+    /// Extra trusted CA certificate (PEM) for wss:// or quic://, e.g.
+    /// data/tls/dev-cert.pem.
     #[arg(long)]
     ca_file: Option<PathBuf>,
 }

@@ -23,7 +23,7 @@ use clap::Parser;
 
 #[derive(Parser)]
 struct Args {
-    /// Server URL, e.g. ws://127.0.0.1:8008/_axon/v1/ws.
+    /// Server URL, e.g. ws://127.0.0.1:8008/_axon/v1/ws or quic://127.0.0.1:8443.
     #[arg(long)]
     url: String,
     /// Access token every connection authenticates with.
@@ -35,7 +35,7 @@ struct Args {
     /// Seconds to hold them once all are open (at most 600).
     #[arg(long, default_value_t = 30)]
     hold_secs: u64,
-    /// CA certificate (PEM) for wss:// with the development certificate.
+    /// CA certificate (PEM) for wss:// or quic:// with the development certificate.
     #[arg(long)]
     ca_file: Option<std::path::PathBuf>,
 }

@@ -266,7 +266,7 @@ impl Client {
         })
     }
 
-    /// Closes the connection (a normal WebSocket close) and stops
+    /// Closes the connection (a normal WebSocket or QUIC close) and stops
     /// reconnecting. Requests still waiting fail with [`ClientError::Closed`].
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();

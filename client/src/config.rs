@@ -11,7 +11,7 @@ pub enum Auth {
     Token(String),
     /// A user id (or localpart) and password. The server answers with a new
     /// access token, which the client uses for every reconnect. Send
-    /// passwords over `wss://` only, except on loopback.
+    /// passwords over `wss://` or `quic://` only, except on loopback.
     Password {
         /// `@alice:example.org` or `alice`.
         user: String,
@@ -86,7 +86,8 @@ impl ReconnectPolicy {
 /// Everything [`Client::connect`](crate::Client::connect) needs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `ws://HOST:PORT/_axon/v1/ws` or `wss://HOST:PORT/_axon/v1/ws`.
+    /// `ws://HOST:PORT/_axon/v1/ws`, `wss://HOST:PORT/_axon/v1/ws` or
+    /// `quic://HOST:PORT` (the port defaults to 8443).
     pub url: String,
     /// Token or password.
     pub auth: Auth,
@@ -105,7 +106,8 @@ pub struct ClientConfig {
     /// the application catches up (the server may then close the
     /// connection as lagged, and the client resumes).
     pub event_buffer: usize,
-    /// Trust the Mozilla root certificates (webpki-roots) for `wss://`.
+    /// Trust the Mozilla root certificates (webpki-roots) for `wss://` and
+    /// `quic://`.
     pub webpki_roots: bool,
     /// Extra PEM files of trusted CA certificates (e.g. Axon's development
     /// certificate, `<data_dir>/tls/dev-cert.pem`).

@@ -33,6 +33,14 @@ struct Room {
     held: BTreeMap<u64, Event>,
     /// A gap-filling request is out.
     filling: bool,
+    /// A subscription (or resume) is under way and its `Subscribed` has not
+    /// arrived: events are held, but a gap is not fetched yet, because the
+    /// replay that fills it may still be coming. Over QUIC, live events
+    /// travel on lane streams and can overtake the replay and `Subscribed`
+    /// on the control stream; holding them until `Subscribed { head }`
+    /// (then dropping `seq <= head`) is what the protocol prescribes, and it
+    /// keeps a gap fill from racing (or, if it failed, skipping) the replay.
+    joining: bool,
 }
 
 /// Per-room delivery positions.
@@ -47,6 +55,7 @@ impl ResumeCursor {
     /// keeps its position unless `since` is given.
     pub fn track(&mut self, room_id: &str, since: Option<u64>) {
         let room = self.rooms.entry(room_id.to_owned()).or_default();
+        room.joining = true;
         if let Some(since) = since {
             room.last = Some(since);
             room.held.retain(|seq, _| *seq > since);
@@ -74,12 +83,14 @@ impl ResumeCursor {
         positions
     }
 
-    /// After a reconnect the server replays from [`ResumeCursor::positions`]:
-    /// held events and outstanding fills are moot.
+    /// After a reconnect the server replays from [`ResumeCursor::positions`]
+    /// (or answers a re-sent `Subscribe`): held events and outstanding fills
+    /// are moot, and every room is joining again until its `Subscribed`.
     pub fn reset_fills(&mut self) {
         for room in self.rooms.values_mut() {
             room.held.clear();
             room.filling = false;
+            room.joining = true;
         }
     }
 
@@ -87,6 +98,7 @@ impl ResumeCursor {
     /// `head` came before, live ones follow.
     pub fn subscribed(&mut self, room_id: &str, head: u64, out: &mut Vec<Event>) -> Option<Fill> {
         let room = self.rooms.get_mut(room_id)?;
+        room.joining = false;
         match room.last {
             None => {
                 // Subscribed without a position: start at head.
@@ -99,7 +111,8 @@ impl ResumeCursor {
                 room.filling = true;
                 Some(fill(room_id, last, head))
             }
-            Some(_) => None,
+            // Live events held past a gap while joining: fetch it now.
+            Some(_) => Self::drain(room_id, room, out),
         }
     }
 
@@ -167,7 +180,7 @@ impl ResumeCursor {
         }
         room.last = Some(last);
         let (&first, _) = room.held.first_key_value()?;
-        if room.filling {
+        if room.filling || room.joining {
             return None;
         }
         room.filling = true;
@@ -240,10 +253,53 @@ mod tests {
     }
 
     #[test]
+    fn live_events_ahead_of_the_replay_wait_for_subscribed() {
+        // A resume over QUIC: lane events 8 and 9 overtake the replay
+        // (2..=7) and `Subscribed { head: 7 }` on the control stream.
+        let mut cursor = ResumeCursor::default();
+        let mut out = Vec::new();
+        cursor.track("!r", Some(1));
+        cursor.reset_fills();
+        assert_eq!(cursor.offer(event("!r", 8), &mut out), None, "no fill");
+        assert_eq!(cursor.offer(event("!r", 9), &mut out), None);
+        for seq in 2..=5 {
+            assert_eq!(cursor.offer(event("!r", seq), &mut out), None);
+        }
+        assert_eq!(seqs(&out), [2, 3, 4, 5]);
+        for seq in 6..=7 {
+            assert_eq!(cursor.offer(event("!r", seq), &mut out), None);
+        }
+        assert_eq!(cursor.subscribed("!r", 7, &mut out), None);
+        assert_eq!(seqs(&out), [2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(cursor.offer(event("!r", 9), &mut out), None);
+        assert_eq!(cursor.offer(event("!r", 10), &mut out), None);
+        assert_eq!(seqs(&out), [2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_gap_left_after_subscribed_is_fetched() {
+        let mut cursor = ResumeCursor::default();
+        let mut out = Vec::new();
+        cursor.track("!r", Some(1));
+        assert_eq!(cursor.offer(event("!r", 2), &mut out), None);
+        assert_eq!(cursor.offer(event("!r", 5), &mut out), None);
+        assert_eq!(
+            cursor.subscribed("!r", 2, &mut out),
+            Some(Fill {
+                room_id: "!r".into(),
+                after: 2,
+                limit: 2
+            })
+        );
+        assert_eq!(seqs(&out), [2]);
+    }
+
+    #[test]
     fn a_gap_is_held_fetched_and_then_delivered_in_order() {
         let mut cursor = ResumeCursor::default();
         let mut out = Vec::new();
         cursor.track("!r", Some(1));
+        cursor.subscribed("!r", 1, &mut out);
         let fill = cursor.offer(event("!r", 5), &mut out);
         assert_eq!(
             fill,
@@ -266,6 +322,7 @@ mod tests {
         let mut cursor = ResumeCursor::default();
         let mut out = Vec::new();
         cursor.track("!r", Some(0));
+        cursor.subscribed("!r", 0, &mut out);
         assert!(cursor.offer(event("!r", 4), &mut out).is_some());
         let next = cursor.filled("!r", Some(vec![event("!r", 1)]), &mut out);
         assert_eq!(
@@ -284,6 +341,7 @@ mod tests {
         let mut cursor = ResumeCursor::default();
         let mut out = Vec::new();
         cursor.track("!r", Some(1));
+        cursor.subscribed("!r", 1, &mut out);
         assert!(cursor.offer(event("!r", 4), &mut out).is_some());
         assert_eq!(cursor.filled("!r", None, &mut out), None);
         assert_eq!(seqs(&out), [4]);
@@ -313,6 +371,7 @@ mod tests {
         let mut cursor = ResumeCursor::default();
         let mut out = Vec::new();
         cursor.track("!r", Some(1));
+        cursor.subscribed("!r", 1, &mut out);
         assert!(cursor.offer(event("!r", 3), &mut out).is_some());
         cursor.reset_fills();
         assert_eq!(cursor.positions(), [("!r".to_owned(), 1)]);

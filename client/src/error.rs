@@ -14,7 +14,7 @@ pub enum ClientError {
     /// The configuration cannot work (bad URL, unreadable PEM file).
     #[error("invalid client configuration: {0}")]
     Config(String),
-    /// The connection could not be opened or broke (TCP, TLS, WebSocket).
+    /// The connection could not be opened or broke (TCP, UDP, TLS, WebSocket, QUIC).
     #[error("connection failed: {message}")]
     Connection {
         /// What failed.

@@ -1,5 +1,6 @@
 //! A Rust client for Axon's native protocol (`axon.v1`), over WebSocket
-//! today and QUIC later.
+//! (`ws://`, `wss://`) or QUIC (`quic://HOST:PORT`); the URL's scheme picks
+//! the transport, and everything else is the same on both.
 //!
 //! [`Client::connect`] opens a connection, authenticates with a token or a
 //! password, and hands the socket to a background task that keeps it
@@ -26,6 +27,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Over QUIC, trusting the server's development certificate:
+//!
+//! ```no_run
+//! # use axon_client::{Auth, ClientConfig};
+//! let config = ClientConfig::new("quic://127.0.0.1:8443", Auth::Token("axat_...".into()))
+//!     .add_root_pem("data/tls/dev-cert.pem");
+//! ```
+//!
 //! # Layout
 //!
 //! - [`client`](Client): the public handle; turns calls into commands,
@@ -37,8 +46,9 @@
 //!   gaps (sans-IO, unit-tested).
 //! - `request`: requests kept owned until answered, re-sent after a
 //!   reconnect.
-//! - `transport`: one enum over the protocols (`ws` now, `quic` later) and
-//!   the rustls setup (`tls`).
+//! - `transport`: one enum over the protocols (`ws`; `quic`, which reads
+//!   the control stream and every lane stream concurrently and merges them)
+//!   and the rustls setup (`tls`, shared by `wss://` and `quic://`).
 //! - [`config`](ClientConfig), [`error`](ClientError), [`event`](Event):
 //!   what the application passes in and gets back.
 //!
@@ -51,7 +61,15 @@
 //! - The event buffer is bounded ([`ClientConfig::event_buffer`]); while
 //!   it is full the task stops reading the socket, which is the server's
 //!   signal to catch the connection up or close it as lagged, after which
-//!   the client resumes.
+//!   the client resumes. Over QUIC the same holds: the stream readers stop
+//!   and QUIC flow control passes the pressure on.
+//! - QUIC: the TLS server name is the URL's host, as for `wss://` (the
+//!   development certificate names `localhost`, `127.0.0.1` and `::1`); ALPN
+//!   `axon/1`; the port defaults to 8443. Live events on lane streams may
+//!   overtake a room's replay and `Subscribed` on the control stream; the
+//!   cursor holds a joining room's out-of-order events until its
+//!   `Subscribed` and fetches no gap before it, so delivery stays exactly
+//!   once and in order.
 
 mod client;
 mod config;

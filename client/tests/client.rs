@@ -1,6 +1,7 @@
-//! The client against a real server started in-process on loopback: ws and
-//! wss sharing one timeline, password login, resume after a lost
-//! connection, send idempotency across a reconnect, and typed errors.
+//! The client against a real server started in-process on loopback: ws,
+//! wss and QUIC sharing one timeline, password login, resume after a lost
+//! connection (over WebSocket and over QUIC), send idempotency across a
+//! reconnect, and typed errors.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -88,6 +89,17 @@ fn wss_config(server: &Server, auth: Auth) -> ClientConfig {
         "wss://localhost:{}/_axon/v1/ws",
         server.addrs().https.port()
     );
+    let mut config = ClientConfig::new(url, auth)
+        .add_root_pem(&server.certificate().cert_path)
+        .request_timeout(Duration::from_secs(10));
+    config.webpki_roots = false;
+    config
+}
+
+/// QUIC to `127.0.0.1` (the development certificate names it), trusting
+/// the server's certificate only.
+fn quic_config(server: &Server, auth: Auth) -> ClientConfig {
+    let url = format!("quic://127.0.0.1:{}", server.addrs().quic.port());
     let mut config = ClientConfig::new(url, auth)
         .add_root_pem(&server.certificate().cert_path)
         .request_timeout(Duration::from_secs(10));
@@ -389,5 +401,168 @@ async fn refusals_are_typed_errors() {
     // None of this disturbed the connection.
     assert_eq!(alice.reconnects(), 0);
     alice.subscribe(&s.room).await.unwrap();
+    s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_and_ws_clients_see_the_same_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
+        .await
+        .unwrap();
+    assert_eq!(bob.user_id(), "@bob:localhost");
+    assert_eq!(bob.state(), ConnectionState::Connected);
+
+    let head = alice.subscribe(&s.room).await.unwrap().head;
+    assert_eq!(bob.subscribe(&s.room).await.unwrap().head, head);
+
+    let (a, b) = tokio::join!(
+        async {
+            for i in 0..10 {
+                alice
+                    .send(&s.room, "m.room.message", message(&format!("ws{i}")))
+                    .await
+                    .unwrap();
+            }
+        },
+        async {
+            for i in 0..10 {
+                bob.send(&s.room, "m.room.message", message(&format!("quic{i}")))
+                    .await
+                    .unwrap();
+            }
+        }
+    );
+    let ((), ()) = (a, b);
+    let seen_by_alice = events(&alice, 20).await;
+    let seen_by_bob = events(&bob, 20).await;
+    assert_eq!(seen_by_alice, seen_by_bob);
+    assert_eq!(
+        seqs(&seen_by_bob),
+        (head + 1..=head + 20).collect::<Vec<_>>()
+    );
+    let from_bob: Vec<String> = seen_by_alice
+        .iter()
+        .filter(|e| e.sender == "@bob:localhost")
+        .map(body)
+        .collect();
+    assert_eq!(
+        from_bob,
+        (0..10).map(|i| format!("quic{i}")).collect::<Vec<_>>()
+    );
+    assert_quiet(&bob).await;
+
+    // History works over the control stream too.
+    let page = bob
+        .history(&s.room, head, Direction::Forward, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs(&page.events),
+        (head + 1..=head + 5).collect::<Vec<_>>()
+    );
+
+    bob.close().await;
+    assert_eq!(bob.state(), ConnectionState::Closed);
+    alice.close().await;
+
+    // A refusal comes back typed over QUIC too, at once.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        Client::connect(quic_config(&s.server, Auth::Token("axat_nope".into()))),
+    )
+    .await
+    .expect("a prompt answer");
+    assert!(
+        matches!(refused, Err(ClientError::Unauthenticated(_))),
+        "{refused:?}"
+    );
+    // A certificate the client does not trust fails the connect.
+    let mut untrusted = quic_config(&s.server, Auth::Token(s.bob.clone()));
+    untrusted.root_pems.clear();
+    untrusted.webpki_roots = true;
+    assert!(matches!(
+        Client::connect(untrusted).await,
+        Err(ClientError::Connection { .. })
+    ));
+    s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_quic_connection_resumes_every_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
+        .await
+        .unwrap();
+    let head = bob.subscribe(&s.room).await.unwrap().head;
+    alice
+        .send(&s.room, "m.room.message", message("before"))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&events(&bob, 1).await), [head + 1]);
+
+    // Bob's connection dies; alice goes on talking while he is away.
+    let mut state = bob.watch_state();
+    bob.kill_connection().await;
+    for i in 0..5 {
+        alice
+            .send(&s.room, "m.room.message", message(&format!("missed{i}")))
+            .await
+            .unwrap();
+    }
+    state
+        .wait_for(|s| *s == ConnectionState::Connected && bob.reconnects() == 1)
+        .await
+        .unwrap();
+    alice
+        .send(&s.room, "m.room.message", message("after"))
+        .await
+        .unwrap();
+    let got = events(&bob, 6).await;
+    assert_eq!(seqs(&got), (head + 2..=head + 7).collect::<Vec<_>>());
+    let bodies: Vec<String> = got.iter().map(body).collect();
+    assert_eq!(
+        bodies,
+        [
+            "missed0", "missed1", "missed2", "missed3", "missed4", "after"
+        ]
+    );
+    assert_quiet(&bob).await;
+    assert_eq!(bob.reconnects(), 1);
+
+    // Again, with alice talking all through the loss and the resume, so
+    // live lane events race the replay on the control stream.
+    let talking = {
+        let alice = alice.clone();
+        let room = s.room.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                alice
+                    .send(&room, "m.room.message", message(&format!("busy{i}")))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    bob.kill_connection().await;
+    talking.await.unwrap();
+    let got = events(&bob, 40).await;
+    assert_eq!(seqs(&got), (head + 8..=head + 47).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(body).collect::<Vec<_>>(),
+        (0..40).map(|i| format!("busy{i}")).collect::<Vec<_>>()
+    );
+    assert_quiet(&bob).await;
+    assert_eq!(bob.reconnects(), 2);
     s.server.shutdown().await.unwrap();
 }

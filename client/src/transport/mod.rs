@@ -1,10 +1,10 @@
 //! How frames travel: one [`Transport`] per connection, with a variant per
-//! protocol. Only WebSocket exists today; QUIC will be a second variant of
-//! the same enum (and a `quic` module beside [`ws`]), so the connection task
-//! does not change when it arrives.
+//! protocol: WebSocket ([`ws`]) and QUIC ([`quic`]). The connection task
+//! sees only whole frames and closes, whichever the protocol.
 //!
 //! A transport moves whole frames (`Bytes`); it does not decode them.
 
+pub(crate) mod quic;
 pub(crate) mod tls;
 pub(crate) mod ws;
 
@@ -19,7 +19,8 @@ use crate::error::ClientError;
 pub(crate) enum Inbound {
     /// One frame.
     Frame(Bytes),
-    /// The peer closed (with a WebSocket close code, if it gave one).
+    /// The peer closed (with its WebSocket close code or QUIC application
+    /// close code, if it gave one: 4000 + the error code).
     Closed { code: Option<u16>, reason: String },
 }
 
@@ -28,18 +29,28 @@ pub(crate) enum Inbound {
 pub(crate) enum Endpoint {
     /// `ws://` or `wss://`.
     WebSocket(ws::WsEndpoint),
+    /// `quic://`.
+    Quic(quic::QuicEndpoint),
 }
 
 impl Endpoint {
     /// Parses `url`; the scheme picks the transport.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
-        ws::WsEndpoint::parse(url).map(Endpoint::WebSocket)
+        let is_quic = url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("quic://"));
+        if is_quic {
+            quic::QuicEndpoint::parse(url).map(Endpoint::Quic)
+        } else {
+            ws::WsEndpoint::parse(url).map(Endpoint::WebSocket)
+        }
     }
 
     /// Whether connecting needs a TLS configuration.
     pub fn needs_tls(&self) -> bool {
         match self {
             Endpoint::WebSocket(ws) => ws.tls,
+            Endpoint::Quic(_) => true,
         }
     }
 }
@@ -48,6 +59,8 @@ impl Endpoint {
 pub(crate) enum Transport {
     /// WebSocket, plain or over TLS.
     WebSocket(ws::WsTransport),
+    /// QUIC: a control stream and the server's lanes.
+    Quic(quic::QuicTransport),
 }
 
 impl Transport {
@@ -61,6 +74,9 @@ impl Transport {
             Endpoint::WebSocket(ws) => ws::WsTransport::connect(ws, tls, max_frame_bytes)
                 .await
                 .map(Transport::WebSocket),
+            Endpoint::Quic(q) => quic::QuicTransport::connect(q, tls, max_frame_bytes)
+                .await
+                .map(Transport::Quic),
         }
     }
 
@@ -68,6 +84,7 @@ impl Transport {
     pub async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
         match self {
             Transport::WebSocket(ws) => ws.send(frame).await,
+            Transport::Quic(quic) => quic.send(frame).await,
         }
     }
 
@@ -76,6 +93,7 @@ impl Transport {
     pub async fn recv(&mut self) -> Result<Inbound, ClientError> {
         match self {
             Transport::WebSocket(ws) => ws.recv().await,
+            Transport::Quic(quic) => quic.recv().await,
         }
     }
 
@@ -84,6 +102,7 @@ impl Transport {
     pub async fn close(&mut self) {
         match self {
             Transport::WebSocket(ws) => ws.close().await,
+            Transport::Quic(quic) => quic.close().await,
         }
     }
 }

@@ -49,7 +49,7 @@ impl WsEndpoint {
             Some("wss") => true,
             other => {
                 return Err(ClientError::Config(format!(
-                    "unsupported URL scheme {other:?} in {url:?}: use ws:// or wss://"
+                    "unsupported URL scheme {other:?} in {url:?}: use ws://, wss:// or quic://"
                 )));
             }
         };

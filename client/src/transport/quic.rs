@@ -1,0 +1,383 @@
+//! QUIC: `quic://HOST:PORT` (quinn, rustls, ALPN `axon/1`).
+//!
+//! The client opens one bidirectional *control stream*: its frames go up,
+//! the server's answers (Welcome, SendAck, errors, history, replays and
+//! `Subscribed`) come down. Live events come on unidirectional *lane*
+//! streams the server opens (at most 8). Every frame on every stream is
+//! preceded by its length (4 bytes, big-endian).
+//!
+//! Background tasks read the control stream and every lane into channels,
+//! so [`QuicTransport::recv`] is cancel-safe and merges them into the one
+//! inbound path the connection task already has. The channels are bounded:
+//! while the application's event buffer is full, the tasks stop reading and
+//! QUIC flow control passes the pressure on to the server, as with
+//! WebSocket.
+//!
+//! Joining replay and live: for a room being subscribed or resumed, lane
+//! events (`seq > head`) may overtake the replay and `Subscribed` on the
+//! control stream. This transport does not reorder them; the per-room
+//! [`ResumeCursor`](crate::cursor::ResumeCursor) does, for every transport:
+//! while a room's `Subscribed` is outstanding it holds events that do not
+//! follow its last `seq` (delivering the replay as it comes) and fetches no
+//! gap; at `Subscribed { head }` it drops `seq <= head`, delivers what held
+//! events follow, and only then asks history for any gap left. So the
+//! result is exactly once and in order, and a gap fill never races the
+//! replay (relying on gap fills alone would fetch events the replay is
+//! about to bring, and if that fill failed, skip past them).
+//!
+//! Until the first control frame (`Welcome`, or the refusal) is read, lane
+//! frames wait in their channel, so nothing comes before it.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::{ConnectionError, ReadError, ReadExactError, RecvStream, VarInt};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_tungstenite::tungstenite::http::Uri;
+
+use super::Inbound;
+use crate::error::ClientError;
+
+/// The QUIC application protocol of the native protocol.
+const ALPN: &[u8] = b"axon/1";
+/// The port of `quic://HOST` without one (the server's default).
+const DEFAULT_PORT: u16 = 8443;
+/// Longest a close may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Frames read ahead of the connection task, per direction.
+const CHANNEL_FRAMES: usize = 64;
+
+/// A parsed `quic://` URL.
+#[derive(Debug, Clone)]
+pub(crate) struct QuicEndpoint {
+    /// Host as in the URL (without IPv6 brackets); also the TLS server
+    /// name, as for `wss://` (Axon's development certificate names
+    /// `localhost`, `127.0.0.1` and `::1`).
+    host: String,
+    port: u16,
+}
+
+impl QuicEndpoint {
+    /// Parses and checks `url`.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| ClientError::Config(format!("invalid URL {url:?}: {e}")))?;
+        if !uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("quic"))
+        {
+            return Err(ClientError::Config(format!("not a quic:// URL: {url:?}")));
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(ClientError::Config(format!(
+                "a quic:// URL has no path: {url:?}"
+            )));
+        }
+        let host = uri
+            .host()
+            .ok_or_else(|| ClientError::Config(format!("no host in URL {url:?}")))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(DEFAULT_PORT);
+        Ok(Self { host, port })
+    }
+}
+
+/// What the control-stream reader hands over.
+type Reply = Result<Inbound, ClientError>;
+
+/// One open QUIC connection.
+pub(crate) struct QuicTransport {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    control: quinn::SendStream,
+    /// Control-stream frames, then how the connection ended.
+    replies: mpsc::Receiver<Reply>,
+    /// Frames from every lane, merged.
+    lanes: mpsc::Receiver<Result<Bytes, ClientError>>,
+    /// The first control frame (`Welcome` or the refusal) has been read:
+    /// until then lane frames wait, so that nothing comes before it.
+    answered: bool,
+    /// The control reader and the lane acceptor (which owns the lane
+    /// readers); aborted on drop.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl QuicTransport {
+    /// Resolves the host, performs the QUIC/TLS handshake offering
+    /// `axon/1`, opens the control stream and starts the readers.
+    pub async fn connect(
+        endpoint: &QuicEndpoint,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        max_frame_bytes: usize,
+    ) -> Result<Self, ClientError> {
+        let tls = tls.ok_or_else(|| ClientError::Config("quic:// without TLS roots".into()))?;
+        let mut tls = rustls::ClientConfig::clone(tls);
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = QuicClientConfig::try_from(tls)
+            .map_err(|e| ClientError::Config(format!("TLS configuration for QUIC: {e}")))?;
+        let mut transport = quinn::TransportConfig::default();
+        // Liveness is the connection task's heartbeat (and the server's
+        // idle timeout); the server never opens a bidirectional stream.
+        transport
+            .max_idle_timeout(None)
+            .max_concurrent_bidi_streams(VarInt::from_u32(0));
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(Arc::new(transport));
+
+        let target = format!("{}:{}", endpoint.host, endpoint.port);
+        let addr = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(|e| ClientError::connection(format!("resolving {target}"), e))?
+            .next()
+            .ok_or_else(|| ClientError::Connection {
+                message: format!("{target} resolves to no address"),
+                source: None,
+            })?;
+        let local: SocketAddr = if addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let mut quic = quinn::Endpoint::client(local)
+            .map_err(|e| ClientError::connection("binding a UDP socket", e))?;
+        quic.set_default_client_config(config);
+        let conn = quic
+            .connect(addr, &endpoint.host)
+            .map_err(|e| ClientError::Config(format!("QUIC connect to {target}: {e}")))?
+            .await
+            .map_err(|e| ClientError::connection(format!("QUIC handshake with {target}"), e))?;
+        let (control, control_recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| ClientError::connection("opening the control stream", e))?;
+
+        let (reply_tx, replies) = mpsc::channel(CHANNEL_FRAMES);
+        let (lane_tx, lanes) = mpsc::channel(CHANNEL_FRAMES);
+        let tasks = vec![
+            tokio::spawn(read_control(
+                conn.clone(),
+                control_recv,
+                reply_tx,
+                max_frame_bytes,
+            )),
+            tokio::spawn(accept_lanes(conn.clone(), lane_tx, max_frame_bytes)),
+        ];
+        Ok(Self {
+            endpoint: quic,
+            conn,
+            control,
+            replies,
+            lanes,
+            answered: false,
+            tasks,
+        })
+    }
+
+    /// Writes one frame, length first, up the control stream.
+    pub async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
+        let mut buf = BytesMut::with_capacity(4 + frame.len());
+        buf.put_u32(frame.len() as u32);
+        buf.put_slice(&frame);
+        self.control
+            .write_all(&buf)
+            .await
+            .map_err(|e| ClientError::connection("QUIC write", e))
+    }
+
+    /// The next frame from the control stream or any lane (control first
+    /// when both have one). Cancel-safe: it only receives from channels.
+    pub async fn recv(&mut self) -> Result<Inbound, ClientError> {
+        if !self.answered {
+            let reply = next_reply(&mut self.replies).await;
+            self.answered = matches!(reply, Ok(Inbound::Frame(_)));
+            return reply;
+        }
+        tokio::select! {
+            biased;
+            reply = next_reply(&mut self.replies) => reply,
+            // A closed lane channel disables this branch; the end of the
+            // connection is reported by the control reader.
+            Some(lane) = self.lanes.recv() => lane.map(Inbound::Frame),
+        }
+    }
+
+    /// Finishes the control stream and closes the connection (code 0),
+    /// waiting briefly for the server to acknowledge.
+    pub async fn close(&mut self) {
+        let _ = self.control.finish();
+        self.conn.close(VarInt::from_u32(0), b"");
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.endpoint.wait_idle()).await;
+    }
+}
+
+impl Drop for QuicTransport {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        // The readers hold handles to the connection: close it explicitly
+        // rather than wait for the last handle to go.
+        self.conn.close(VarInt::from_u32(0), b"");
+    }
+}
+
+/// The next control-stream item; a closed channel is a closed connection.
+async fn next_reply(replies: &mut mpsc::Receiver<Reply>) -> Reply {
+    replies.recv().await.unwrap_or(Ok(Inbound::Closed {
+        code: None,
+        reason: String::new(),
+    }))
+}
+
+/// Reads one length-prefixed frame; `Ok(None)` at a clean end of stream.
+async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Option<Bytes>, ReadFailure> {
+    let mut len = [0u8; 4];
+    match recv.read_exact(&mut len).await {
+        Ok(()) => {}
+        Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(ReadFailure::Read(e)),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(ReadFailure::TooLarge(len));
+    }
+    let mut frame = vec![0u8; len];
+    recv.read_exact(&mut frame)
+        .await
+        .map_err(ReadFailure::Read)?;
+    Ok(Some(Bytes::from(frame)))
+}
+
+enum ReadFailure {
+    Read(ReadExactError),
+    TooLarge(usize),
+}
+
+impl ReadFailure {
+    /// What the connection task should see: a close with the server's
+    /// code, or an error.
+    fn into_reply(self, max: usize) -> Reply {
+        match self {
+            ReadFailure::Read(ReadExactError::ReadError(ReadError::ConnectionLost(e))) => {
+                Ok(closed(&e))
+            }
+            ReadFailure::Read(e) => Err(ClientError::connection("QUIC read", e)),
+            ReadFailure::TooLarge(len) => Err(ClientError::Protocol(format!(
+                "the server announced a frame of {len} bytes; the limit is {max}"
+            ))),
+        }
+    }
+}
+
+/// How a lost connection is reported: the server closes with application
+/// code 4000 + its error code (after an `Error` frame with `close`).
+fn closed(e: &ConnectionError) -> Inbound {
+    match e {
+        ConnectionError::ApplicationClosed(close) => Inbound::Closed {
+            code: u16::try_from(close.error_code.into_inner()).ok(),
+            reason: String::from_utf8_lossy(&close.reason).into_owned(),
+        },
+        other => Inbound::Closed {
+            code: None,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Reads the control stream into `tx`; at its end, reports how the
+/// connection closed.
+async fn read_control(
+    conn: quinn::Connection,
+    mut recv: RecvStream,
+    tx: mpsc::Sender<Reply>,
+    max: usize,
+) {
+    loop {
+        let item = match read_frame(&mut recv, max).await {
+            Ok(Some(frame)) => Ok(Inbound::Frame(frame)),
+            Ok(None) => {
+                // The server finished the stream; its close follows.
+                let reason = tokio::time::timeout(CLOSE_TIMEOUT, conn.closed()).await;
+                let _ = tx
+                    .send(Ok(match reason {
+                        Ok(e) => closed(&e),
+                        Err(_) => Inbound::Closed {
+                            code: None,
+                            reason: "control stream finished".into(),
+                        },
+                    }))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(e.into_reply(max)).await;
+                return;
+            }
+        };
+        if tx.send(item).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts every lane the server opens and reads them all at once into
+/// `tx`. The lane readers live in a [`JoinSet`], so aborting this task
+/// stops them too.
+async fn accept_lanes(
+    conn: quinn::Connection,
+    tx: mpsc::Sender<Result<Bytes, ClientError>>,
+    max: usize,
+) {
+    let mut readers = JoinSet::new();
+    while let Ok(lane) = conn.accept_uni().await {
+        readers.spawn(read_lane(lane, tx.clone(), max));
+    }
+    // The connection is over; let the readers hand on what they hold.
+    while readers.join_next().await.is_some() {}
+}
+
+/// Reads one lane into `tx` until it ends. Connection loss is not reported
+/// here (the control reader reports it, after the frames before it).
+async fn read_lane(mut lane: RecvStream, tx: mpsc::Sender<Result<Bytes, ClientError>>, max: usize) {
+    loop {
+        let item = match read_frame(&mut lane, max).await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) | Err(ReadFailure::Read(_)) => return,
+            Err(ReadFailure::TooLarge(len)) => Err(ClientError::Protocol(format!(
+                "the server announced a lane frame of {len} bytes; the limit is {max}"
+            ))),
+        };
+        let stop = item.is_err();
+        if tx.send(item).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_endpoints() {
+        let local = QuicEndpoint::parse("quic://127.0.0.1:8443").unwrap();
+        assert_eq!((local.host.as_str(), local.port), ("127.0.0.1", 8443));
+        let named = QuicEndpoint::parse("quic://chat.example.org/").unwrap();
+        assert_eq!(
+            (named.host.as_str(), named.port),
+            ("chat.example.org", DEFAULT_PORT)
+        );
+        let v6 = QuicEndpoint::parse("quic://[::1]:9").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 9));
+        assert!(QuicEndpoint::parse("quic://localhost:8443/_axon/v1/ws").is_err());
+        assert!(QuicEndpoint::parse("ws://localhost:8443").is_err());
+    }
+}
