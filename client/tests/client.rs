@@ -146,6 +146,49 @@ fn seqs(events: &[Event]) -> Vec<u64> {
     events.iter().map(|e| e.seq).collect()
 }
 
+/// Bob (subscribed to the room here) loses his connection while alice sends
+/// five messages; he reconnects by himself and gets exactly those, once and
+/// in order, then a live one. Returns the room's head before it all.
+async fn lose_and_resume(s: &Setup, alice: &Client, bob: &Client) -> u64 {
+    let head = bob.subscribe(&s.room).await.unwrap().head;
+    alice
+        .send(&s.room, "m.room.message", message("before"))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&events(&bob, 1).await), [head + 1]);
+
+    // Bob's socket dies; alice goes on talking while he is away.
+    let mut state = bob.watch_state();
+    bob.kill_connection().await;
+    for i in 0..5 {
+        alice
+            .send(&s.room, "m.room.message", message(&format!("missed{i}")))
+            .await
+            .unwrap();
+    }
+    state
+        .wait_for(|s| *s == ConnectionState::Connected && bob.reconnects() == 1)
+        .await
+        .unwrap();
+    alice
+        .send(&s.room, "m.room.message", message("after"))
+        .await
+        .unwrap();
+
+    let got = events(&bob, 6).await;
+    assert_eq!(seqs(&got), (head + 2..=head + 7).collect::<Vec<_>>());
+    let bodies: Vec<String> = got.iter().map(body).collect();
+    assert_eq!(
+        bodies,
+        [
+            "missed0", "missed1", "missed2", "missed3", "missed4", "after"
+        ]
+    );
+    assert_quiet(&bob).await;
+    assert_eq!(bob.reconnects(), 1);
+    head
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_and_wss_clients_see_the_same_timeline() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,42 +293,8 @@ async fn a_lost_connection_resumes_every_event_once_in_order() {
     let bob = Client::connect(ws_config(&s.server, Auth::Token(s.bob.clone())))
         .await
         .unwrap();
-    let head = bob.subscribe(&s.room).await.unwrap().head;
-    alice
-        .send(&s.room, "m.room.message", message("before"))
-        .await
-        .unwrap();
-    assert_eq!(seqs(&events(&bob, 1).await), [head + 1]);
-
-    // Bob's socket dies; alice goes on talking while he is away.
+    let head = lose_and_resume(&s, &alice, &bob).await;
     let mut state = bob.watch_state();
-    bob.kill_connection().await;
-    for i in 0..5 {
-        alice
-            .send(&s.room, "m.room.message", message(&format!("missed{i}")))
-            .await
-            .unwrap();
-    }
-    state
-        .wait_for(|s| *s == ConnectionState::Connected && bob.reconnects() == 1)
-        .await
-        .unwrap();
-    alice
-        .send(&s.room, "m.room.message", message("after"))
-        .await
-        .unwrap();
-
-    let got = events(&bob, 6).await;
-    assert_eq!(seqs(&got), (head + 2..=head + 7).collect::<Vec<_>>());
-    let bodies: Vec<String> = got.iter().map(body).collect();
-    assert_eq!(
-        bodies,
-        [
-            "missed0", "missed1", "missed2", "missed3", "missed4", "after"
-        ]
-    );
-    assert_quiet(&bob).await;
-    assert_eq!(bob.reconnects(), 1);
 
     // A second loss, with nothing missed, replays nothing.
     bob.kill_connection().await;
@@ -502,41 +511,7 @@ async fn a_lost_quic_connection_resumes_every_event_once_in_order() {
     let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
         .await
         .unwrap();
-    let head = bob.subscribe(&s.room).await.unwrap().head;
-    alice
-        .send(&s.room, "m.room.message", message("before"))
-        .await
-        .unwrap();
-    assert_eq!(seqs(&events(&bob, 1).await), [head + 1]);
-
-    // Bob's connection dies; alice goes on talking while he is away.
-    let mut state = bob.watch_state();
-    bob.kill_connection().await;
-    for i in 0..5 {
-        alice
-            .send(&s.room, "m.room.message", message(&format!("missed{i}")))
-            .await
-            .unwrap();
-    }
-    state
-        .wait_for(|s| *s == ConnectionState::Connected && bob.reconnects() == 1)
-        .await
-        .unwrap();
-    alice
-        .send(&s.room, "m.room.message", message("after"))
-        .await
-        .unwrap();
-    let got = events(&bob, 6).await;
-    assert_eq!(seqs(&got), (head + 2..=head + 7).collect::<Vec<_>>());
-    let bodies: Vec<String> = got.iter().map(body).collect();
-    assert_eq!(
-        bodies,
-        [
-            "missed0", "missed1", "missed2", "missed3", "missed4", "after"
-        ]
-    );
-    assert_quiet(&bob).await;
-    assert_eq!(bob.reconnects(), 1);
+    let head = lose_and_resume(&s, &alice, &bob).await;
 
     // Again, with alice talking all through the loss and the resume, so
     // live lane events race the replay on the control stream.
