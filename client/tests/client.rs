@@ -155,7 +155,7 @@ async fn lose_and_resume(s: &Setup, alice: &Client, bob: &Client) -> u64 {
         .send(&s.room, "m.room.message", message("before"))
         .await
         .unwrap();
-    assert_eq!(seqs(&events(&bob, 1).await), [head + 1]);
+    assert_eq!(seqs(&events(bob, 1).await), [head + 1]);
 
     // Bob's socket dies; alice goes on talking while he is away.
     let mut state = bob.watch_state();
@@ -175,7 +175,7 @@ async fn lose_and_resume(s: &Setup, alice: &Client, bob: &Client) -> u64 {
         .await
         .unwrap();
 
-    let got = events(&bob, 6).await;
+    let got = events(bob, 6).await;
     assert_eq!(seqs(&got), (head + 2..=head + 7).collect::<Vec<_>>());
     let bodies: Vec<String> = got.iter().map(body).collect();
     assert_eq!(
@@ -184,7 +184,7 @@ async fn lose_and_resume(s: &Setup, alice: &Client, bob: &Client) -> u64 {
             "missed0", "missed1", "missed2", "missed3", "missed4", "after"
         ]
     );
-    assert_quiet(&bob).await;
+    assert_quiet(bob).await;
     assert_eq!(bob.reconnects(), 1);
     head
 }
