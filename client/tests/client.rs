@@ -3,29 +3,16 @@
 //! connection (over WebSocket and over QUIC), send idempotency across a
 //! reconnect, and typed errors.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use axon_client::{Auth, Client, ClientConfig, ClientError, ConnectionState, Direction, Event};
 use axon_core::{Membership, NewEvent, RoomCreation, RoomId, UserId};
-use axon_server::config::ListenConfig;
 use axon_server::{Config, Server};
 
-/// Every listener on 127.0.0.1 port 0, the data in `dir` (as the server's
-/// own tests do).
+/// Every listener on 127.0.0.1 port 0, the data in `dir`.
 fn loopback_config(dir: &Path) -> Config {
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut config = Config {
-        data_dir: dir.to_owned(),
-        ..Config::default()
-    };
-    config.listen = ListenConfig {
-        http: any,
-        https: any,
-        admin: any,
-        quic: any,
-    };
+    let mut config = Config::ephemeral(dir);
     config.sequencer.shards = 4;
     config
 }
@@ -189,6 +176,46 @@ async fn lose_and_resume(s: &Setup, alice: &Client, bob: &Client) -> u64 {
     head
 }
 
+/// Alice and Bob subscribe and each send `n` messages at the same time; both
+/// see the same 2n events, in the same order, each sender's in the order
+/// sent. Returns the room's head before the messages.
+async fn talk_in_turns(s: &Setup, alice: &Client, bob: &Client, n: usize) -> u64 {
+    let head = alice.subscribe(&s.room).await.unwrap().head;
+    assert_eq!(bob.subscribe(&s.room).await.unwrap().head, head);
+    let say = |client: &Client, who: &'static str| {
+        let client = client.clone();
+        let room = s.room.clone();
+        async move {
+            for i in 0..n {
+                client
+                    .send(&room, "m.room.message", message(&format!("{who}{i}")))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    tokio::join!(say(alice, "a"), say(bob, "b"));
+    let seen_by_alice = events(alice, 2 * n).await;
+    let seen_by_bob = events(bob, 2 * n).await;
+    assert_eq!(seen_by_alice, seen_by_bob);
+    assert_eq!(
+        seqs(&seen_by_alice),
+        (head + 1..=head + 2 * n as u64).collect::<Vec<_>>()
+    );
+    for (sender, who) in [("@alice:localhost", "a"), ("@bob:localhost", "b")] {
+        let sent: Vec<String> = seen_by_alice
+            .iter()
+            .filter(|e| e.sender == sender)
+            .map(body)
+            .collect();
+        assert_eq!(
+            sent,
+            (0..n).map(|i| format!("{who}{i}")).collect::<Vec<_>>()
+        );
+    }
+    head
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_and_wss_clients_see_the_same_timeline() {
     let dir = tempfile::tempdir().unwrap();
@@ -203,40 +230,7 @@ async fn ws_and_wss_clients_see_the_same_timeline() {
     assert_eq!(bob.user_id(), "@bob:localhost");
     assert_eq!(bob.state(), ConnectionState::Connected);
 
-    let head = alice.subscribe(&s.room).await.unwrap().head;
-    assert_eq!(bob.subscribe(&s.room).await.unwrap().head, head);
-
-    let (a, b) = tokio::join!(
-        async {
-            for i in 0..5 {
-                alice
-                    .send(&s.room, "m.room.message", message(&format!("a{i}")))
-                    .await
-                    .unwrap();
-            }
-        },
-        async {
-            for i in 0..5 {
-                bob.send(&s.room, "m.room.message", message(&format!("b{i}")))
-                    .await
-                    .unwrap();
-            }
-        }
-    );
-    let ((), ()) = (a, b);
-    let seen_by_alice = events(&alice, 10).await;
-    let seen_by_bob = events(&bob, 10).await;
-    assert_eq!(seen_by_alice, seen_by_bob);
-    assert_eq!(
-        seqs(&seen_by_alice),
-        (head + 1..=head + 10).collect::<Vec<_>>()
-    );
-    let from_alice: Vec<String> = seen_by_alice
-        .iter()
-        .filter(|e| e.sender == "@alice:localhost")
-        .map(body)
-        .collect();
-    assert_eq!(from_alice, ["a0", "a1", "a2", "a3", "a4"]);
+    talk_in_turns(&s, &alice, &bob, 5).await;
 
     alice.close().await;
     bob.close().await;
@@ -426,43 +420,7 @@ async fn quic_and_ws_clients_see_the_same_timeline() {
     assert_eq!(bob.user_id(), "@bob:localhost");
     assert_eq!(bob.state(), ConnectionState::Connected);
 
-    let head = alice.subscribe(&s.room).await.unwrap().head;
-    assert_eq!(bob.subscribe(&s.room).await.unwrap().head, head);
-
-    let (a, b) = tokio::join!(
-        async {
-            for i in 0..10 {
-                alice
-                    .send(&s.room, "m.room.message", message(&format!("ws{i}")))
-                    .await
-                    .unwrap();
-            }
-        },
-        async {
-            for i in 0..10 {
-                bob.send(&s.room, "m.room.message", message(&format!("quic{i}")))
-                    .await
-                    .unwrap();
-            }
-        }
-    );
-    let ((), ()) = (a, b);
-    let seen_by_alice = events(&alice, 20).await;
-    let seen_by_bob = events(&bob, 20).await;
-    assert_eq!(seen_by_alice, seen_by_bob);
-    assert_eq!(
-        seqs(&seen_by_bob),
-        (head + 1..=head + 20).collect::<Vec<_>>()
-    );
-    let from_bob: Vec<String> = seen_by_alice
-        .iter()
-        .filter(|e| e.sender == "@bob:localhost")
-        .map(body)
-        .collect();
-    assert_eq!(
-        from_bob,
-        (0..10).map(|i| format!("quic{i}")).collect::<Vec<_>>()
-    );
+    let head = talk_in_turns(&s, &alice, &bob, 10).await;
     assert_quiet(&bob).await;
 
     // History works over the control stream too.

@@ -107,6 +107,23 @@ impl Default for NativeConfig {
 }
 
 impl Config {
+    /// Defaults with every listener on 127.0.0.1 port 0 (the OS picks free
+    /// ports; `Server::addrs` tells which) and the data in `data_dir`: for
+    /// tests and for embedding a server in another program.
+    pub fn ephemeral(data_dir: &std::path::Path) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            data_dir: data_dir.to_owned(),
+            listen: ListenConfig {
+                http: any,
+                https: any,
+                quic: any,
+                admin: any,
+            },
+            ..Self::default()
+        }
+    }
+
     /// Whether `ws://` is served on the plain HTTP listener.
     pub fn plain_ws_enabled(&self) -> bool {
         match self.native.plain_ws {

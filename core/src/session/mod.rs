@@ -755,21 +755,23 @@ impl Session {
             if ended.contains(&d.event.room_id) {
                 continue;
             }
-            let change = d.event.membership_change();
-            kept.push(Arc::clone(&d));
-            let room = &d.event.room_id;
-            if let Some((target, membership)) = change
-                && target == user
-                && membership != Membership::Join
-            {
-                let readable = matches!(
-                    self.services.sequencer.room_state(room).await,
-                    Ok(Some(state)) if can_read(&state, &user)
-                );
-                if !readable {
-                    self.feed.leave(room);
-                    ended.push(room.clone());
+            // Only this user's own membership changes need a second look;
+            // every other delivery is handed on as it is (one move, no clone).
+            let may_end = match d.event.membership_change() {
+                Some((target, m)) if target == user && m != Membership::Join => {
+                    Some(d.event.room_id.clone())
                 }
+                _ => None,
+            };
+            kept.push(d);
+            let Some(room) = may_end else { continue };
+            let readable = matches!(
+                self.services.sequencer.room_state(&room).await,
+                Ok(Some(state)) if can_read(&state, &user)
+            );
+            if !readable {
+                self.feed.leave(&room);
+                ended.push(room);
             }
         }
     }

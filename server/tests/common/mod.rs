@@ -8,23 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axon_server::Config;
-use axon_server::config::ListenConfig;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 /// Every listener on 127.0.0.1 port 0, the data in `dir`.
 pub fn loopback_config(dir: &Path) -> Config {
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut config = Config {
-        data_dir: dir.to_owned(),
-        ..Config::default()
-    };
-    config.listen = ListenConfig {
-        http: any,
-        https: any,
-        admin: any,
-        quic: any,
-    };
+    let mut config = Config::ephemeral(dir);
     config.sequencer.shards = 4;
     config
 }
