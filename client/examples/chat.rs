@@ -1,7 +1,9 @@
 //! A terminal chat on Axon's native protocol: type a line, everyone in the
 //! room sees it; incoming messages print as `[seq] sender: body`. On start
 //! it shows the room's last 20 messages; it reconnects (and resumes) by
-//! itself when the connection drops.
+//! itself when the connection drops. It says it is online, and prints
+//! `* bob is online` (or offline, or typing) as the others' presence and
+//! typing notices arrive.
 //!
 //! # Run it, from a fresh checkout
 //!
@@ -59,7 +61,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use axon_client::{Auth, Client, ClientConfig, ConnectionState, Direction, Event};
+use axon_client::{
+    Auth, Client, ClientConfig, ConnectionState, Direction, Ephemeral, Event, PresenceState,
+};
 use clap::Parser;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -133,7 +137,9 @@ async fn main() -> anyhow::Result<()> {
         .context("subscribing to the room")?;
 
     tokio::spawn(print_incoming(client.clone()));
+    tokio::spawn(print_ephemeral(client.clone()));
     tokio::spawn(report_state(client.clone()));
+    announce_online(&client).await;
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
@@ -164,13 +170,51 @@ async fn print_incoming(client: Client) {
 async fn report_state(client: Client) {
     let mut state = client.watch_state();
     while state.changed().await.is_ok() {
-        match *state.borrow_and_update() {
-            ConnectionState::Connected => eprintln!("* connected again"),
+        let now = *state.borrow_and_update();
+        match now {
+            ConnectionState::Connected => {
+                eprintln!("* connected again");
+                // Presence is not resumed: say it again.
+                announce_online(&client).await;
+            }
             ConnectionState::Reconnecting { attempt: 1 } => {
                 eprintln!("* connection lost; reconnecting...");
             }
             ConnectionState::Reconnecting { .. } => {}
             ConnectionState::Closed => break,
+        }
+    }
+}
+
+async fn announce_online(client: &Client) {
+    if let Err(e) = client.set_presence(PresenceState::Online, None).await {
+        eprintln!("! presence not set: {e}");
+    }
+}
+
+/// Others' presence and typing, one line each (our own are left out).
+async fn print_ephemeral(client: Client) {
+    let me = client.user_id().to_owned();
+    let mut updates = client.ephemeral();
+    loop {
+        match updates.recv().await {
+            Ok(Ephemeral::Presence { user_id, state, .. }) if user_id != me => {
+                let state = match state {
+                    PresenceState::Online => "online",
+                    PresenceState::Unavailable => "away",
+                    _ => "offline",
+                };
+                eprintln!("* {user_id} is {state}");
+            }
+            Ok(Ephemeral::Typing { user_ids, .. }) => {
+                let others: Vec<&String> = user_ids.iter().filter(|u| **u != me).collect();
+                if !others.is_empty() {
+                    let names: Vec<&str> = others.iter().map(|u| u.as_str()).collect();
+                    eprintln!("* {} typing...", names.join(", "));
+                }
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axon_schemas::ErrorCode;
+use axon_schemas::{ClientFrame, ErrorCode, Presence, PresenceState, Receipt, Typing};
 use bytes::Bytes;
 use futures::Stream;
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 
 use crate::config::ClientConfig;
 use crate::connection::{Command, Connection, ConnectionState, Shared};
+use crate::ephemeral::Ephemeral;
 use crate::error::ClientError;
 use crate::event::{Direction, Event, HistoryPage, SendAck, SubscribeAck};
 use crate::request::{Failure, Outcome, OutgoingEvent, Reply, Request};
@@ -146,6 +147,59 @@ impl Client {
             room_id: room_id.to_owned(),
         })
         .await
+    }
+
+    /// Tells the room that this user started (`typing`) or stopped typing;
+    /// the notice lasts `timeout` unless renewed (the server caps it).
+    /// Nothing is answered; while disconnected, nothing is sent.
+    pub async fn typing(
+        &self,
+        room_id: &str,
+        typing: bool,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let frame = axon_schemas::encode_client(&ClientFrame::Typing(Typing {
+            room_id,
+            typing,
+            timeout_ms: timeout.as_millis().min(u128::from(u32::MAX)) as u32,
+        }));
+        self.command(Command::Notify { frame }).await
+    }
+
+    /// Sets this user's presence; the rooms they joined hear of it. The
+    /// server takes the user offline when their last connection closes.
+    pub async fn set_presence(
+        &self,
+        state: PresenceState,
+        status_msg: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let frame =
+            axon_schemas::encode_client(&ClientFrame::Presence(Presence { state, status_msg }));
+        self.command(Command::Notify { frame }).await
+    }
+
+    /// Marks `event_id` (and everything before it) read, with
+    /// `receipt_type` `m.read` (others see it) or `m.read.private`.
+    pub async fn receipt(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        receipt_type: &str,
+    ) -> Result<(), ClientError> {
+        let frame = axon_schemas::encode_client(&ClientFrame::Receipt(Receipt {
+            room_id,
+            event_id,
+            receipt_type,
+            thread_id: None,
+        }));
+        self.command(Command::Notify { frame }).await
+    }
+
+    /// A receiver of the typing, receipt and presence updates of the
+    /// subscribed rooms, from now on. A receiver that falls more than a
+    /// few hundred updates behind is told how many it missed.
+    pub fn ephemeral(&self) -> broadcast::Receiver<Ephemeral> {
+        self.inner.shared.ephemeral.subscribe()
     }
 
     /// Sends a (non-state) event whose content is a JSON object, and waits

@@ -58,6 +58,9 @@ pub(crate) enum Command {
     },
     /// Stop receiving a room (the protocol has no answer to this).
     Unsubscribe { room_id: String },
+    /// A frame the protocol does not answer (typing, receipt, presence):
+    /// written on the current connection, dropped while disconnected.
+    Notify { frame: bytes::Bytes },
     /// Close the connection and stop.
     Close { done: oneshot::Sender<()> },
     /// Test hook: drop the socket without a close, as a network failure would.
@@ -67,11 +70,16 @@ pub(crate) enum Command {
     DropNextSendAck,
 }
 
+/// Ephemeral updates kept for a slow [`Client::ephemeral`](crate::Client::ephemeral)
+/// receiver before it misses some (it is told how many).
+const EPHEMERAL_BUFFER: usize = 256;
+
 /// State shared with every [`Client`](crate::Client) handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub state: watch::Sender<ConnectionState>,
     pub reconnects: AtomicU64,
+    pub ephemeral: tokio::sync::broadcast::Sender<crate::Ephemeral>,
 }
 
 /// How one connection ended.
@@ -163,6 +171,7 @@ impl Connection {
         let shared = Arc::new(Shared {
             state: watch::Sender::new(ConnectionState::Connected),
             reconnects: AtomicU64::new(0),
+            ephemeral: tokio::sync::broadcast::Sender::new(EPHEMERAL_BUFFER),
         });
         let task = Connection {
             endpoint,
@@ -321,6 +330,7 @@ impl Connection {
                 }));
                 write(transport, frame).await
             }
+            Command::Notify { frame } => write(transport, frame).await,
             Command::Close { done } => {
                 self.on_closed.push(done);
                 Err(Ended::Shutdown)
@@ -346,6 +356,9 @@ impl Connection {
                 self.cursor.forget(&room_id);
                 None
             }
+            // Typing or presence from before a reconnect is stale by the
+            // time it could be written.
+            Command::Notify { .. } => None,
             Command::Close { done } => {
                 self.on_closed.push(done);
                 Some(Ended::Shutdown)
@@ -451,7 +464,11 @@ impl Connection {
                 }
             }
             ServerFrame::Pong(_) => {}
-            other => tracing::trace!(frame = other.name(), "ignoring frame"),
+            other => match crate::Ephemeral::from_frame(&other) {
+                // Nobody listening is fine: ephemeral updates are optional.
+                Some(update) => drop(self.shared.ephemeral.send(update)),
+                None => tracing::trace!(frame = other.name(), "ignoring frame"),
+            },
         }
         self.deliver(ready).await?;
         for fill in fills {

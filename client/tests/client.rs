@@ -6,7 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use axon_client::{Auth, Client, ClientConfig, ClientError, ConnectionState, Direction, Event};
+use axon_client::{
+    Auth, Client, ClientConfig, ClientError, ConnectionState, Direction, Ephemeral, Event,
+    PresenceState,
+};
 use axon_core::{Membership, NewEvent, RoomCreation, RoomId, UserId};
 use axon_server::{Config, Server};
 
@@ -497,5 +500,97 @@ async fn a_lost_quic_connection_resumes_every_event_once_in_order() {
     );
     assert_quiet(&bob).await;
     assert_eq!(bob.reconnects(), 2);
+    s.server.shutdown().await.unwrap();
+}
+
+/// The next ephemeral update `wanted` accepts, within 10 s.
+async fn ephemeral_until(
+    updates: &mut tokio::sync::broadcast::Receiver<Ephemeral>,
+    wanted: impl Fn(&Ephemeral) -> bool,
+) -> Ephemeral {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match updates.recv().await {
+                Ok(update) if wanted(&update) => return update,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("the client closed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the update within 10 s")
+}
+
+#[tokio::test]
+async fn typing_receipts_and_presence_cross_websocket_and_quic() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
+        .await
+        .unwrap();
+    alice.subscribe(&s.room).await.unwrap();
+    bob.subscribe(&s.room).await.unwrap();
+    let mut alice_hears = alice.ephemeral();
+    let mut bob_hears = bob.ephemeral();
+
+    // WebSocket → QUIC (a datagram): alice types, then stops.
+    alice
+        .typing(&s.room, true, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let typing = |users: &[&str]| Ephemeral::Typing {
+        room_id: s.room.clone(),
+        user_ids: users.iter().map(|u| (*u).to_owned()).collect(),
+    };
+    let heard = ephemeral_until(&mut bob_hears, |u| matches!(u, Ephemeral::Typing { .. })).await;
+    assert_eq!(heard, typing(&["@alice:localhost"]));
+    alice.typing(&s.room, false, Duration::ZERO).await.unwrap();
+    let heard = ephemeral_until(&mut bob_hears, |u| matches!(u, Ephemeral::Typing { .. })).await;
+    assert_eq!(heard, typing(&[]));
+
+    // QUIC → WebSocket: bob reads alice's message and says where he is.
+    let sent = alice
+        .send(&s.room, "m.room.message", message("hi"))
+        .await
+        .unwrap();
+    bob.receipt(&s.room, &sent.event_id, "m.read")
+        .await
+        .unwrap();
+    let heard = ephemeral_until(&mut alice_hears, |u| matches!(u, Ephemeral::Receipt { .. })).await;
+    assert!(
+        matches!(&heard, Ephemeral::Receipt { user_id, event_id, .. }
+            if user_id == "@bob:localhost" && *event_id == sent.event_id),
+        "{heard:?}"
+    );
+    bob.set_presence(PresenceState::Unavailable, Some("lunch"))
+        .await
+        .unwrap();
+    let heard = ephemeral_until(&mut alice_hears, |u| {
+        matches!(u, Ephemeral::Presence { .. })
+    })
+    .await;
+    assert!(
+        matches!(&heard, Ephemeral::Presence { user_id, state: PresenceState::Unavailable, status_msg: Some(m), .. }
+            if user_id == "@bob:localhost" && m == "lunch"),
+        "{heard:?}"
+    );
+
+    // Bob's only connection closes: alice hears he is offline.
+    bob.close().await;
+    let heard = ephemeral_until(&mut alice_hears, |u| {
+        matches!(
+            u,
+            Ephemeral::Presence {
+                state: PresenceState::Offline,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(matches!(&heard, Ephemeral::Presence { user_id, .. } if user_id == "@bob:localhost"));
+    alice.close().await;
     s.server.shutdown().await.unwrap();
 }

@@ -17,6 +17,8 @@
 //!   (invariant 5), and [`DeliveryCursor`] for gap-free resume (invariant 3).
 //! - [`session`] — [`Session`]: the native protocol's state machine for
 //!   one connection, behind both the WebSocket and the QUIC face.
+//! - [`ephemeral`] — [`Ephemeral`]: typing notices, presence and receipt
+//!   fan-out, in memory, never part of a timeline.
 //! - [`accounts`] — users, passwords (Argon2id), hashed tokens, [`Accounts`].
 //! - [`store`] — the storage traits that `axon-storage` implements.
 //! - [`clock`] — the time events carry.
@@ -26,6 +28,8 @@
 
 pub mod accounts;
 pub mod clock;
+mod encoder;
+pub mod ephemeral;
 pub mod event;
 pub mod ids;
 pub mod room;
@@ -36,6 +40,7 @@ pub mod shard;
 pub mod store;
 
 pub use accounts::Accounts;
+pub use ephemeral::Ephemeral;
 pub use event::{Event, NewEvent, TxnId};
 pub use ids::{DeviceId, EventId, RoomId, ServerName, UserId};
 pub use room::{Membership, RoomCreation, RoomState};

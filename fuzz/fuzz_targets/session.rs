@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use axon_core::store::{AccountStore, TimelineStore};
 use axon_core::{
-    Accounts, RoomCreation, RoomId, RoomRouter, Sequencer, SequencerConfig, ServerName, Services,
+    Accounts, Ephemeral, RoomCreation, RoomId, RoomRouter, Sequencer, SequencerConfig, ServerName, Services,
     Session, SessionConfig,
 };
 use axon_schemas::{ClientFrame, DecodeLimits, Frame, Hello, ServerFrame};
@@ -47,7 +47,8 @@ fn world() -> &'static World {
             // A room the fuzzer is in, with a well-known id it may stumble on.
             let room = RoomId::parse("!fuzz:fuzz.test").expect("room id");
             sequencer.append_all(RoomCreation::new(room, user.user_id).events()).await.expect("room");
-            let services = Services { sequencer, store: store.clone(), accounts, router };
+            let ephemeral = Ephemeral::start(router.clone(), store.clone());
+            let services = Services { sequencer, store: store.clone(), accounts, router, ephemeral };
             (services, token.access_token.expose().to_owned())
         });
         let hello = axon_schemas::encode_client(&ClientFrame::Hello(Hello {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axon_core::store::{AccountStore, TimelineStore};
-use axon_core::{Accounts, RoomRouter, Sequencer, Services, Store};
+use axon_core::{Accounts, Ephemeral, RoomRouter, Sequencer, Services, Store};
 use axon_transport::quic::QuicFace;
 use axon_transport::ws::WsFace;
 use axon_transport::{ConnectionTracker, FaceKind, Timeouts};
@@ -49,6 +49,8 @@ pub struct Core {
     pub sequencer: Sequencer,
     /// Users, logins, tokens.
     pub accounts: Accounts,
+    /// Typing, presence and receipt fan-out.
+    pub ephemeral: Arc<Ephemeral>,
     /// Per-connection queue capacity and lag policy, for the faces.
     pub router_settings: RouterSettings,
 }
@@ -141,11 +143,13 @@ impl Server {
             .context("starting the sequencers (recovering shard positions from the store)")?;
         let account_store: Arc<dyn AccountStore> = store.clone();
         let accounts = Accounts::new(account_store, config.server_name.clone(), None);
+        let ephemeral = Ephemeral::start(Arc::clone(&router), store.clone());
         let core = Core {
             store,
             router,
             sequencer,
             accounts,
+            ephemeral,
             router_settings: config.router.clone(),
         };
         let services = Services {
@@ -153,6 +157,7 @@ impl Server {
             store: core.store.clone(),
             accounts: core.accounts.clone(),
             router: Arc::clone(&core.router),
+            ephemeral: Arc::clone(&core.ephemeral),
         };
         let native = ConnectionTracker::new(config.native.max_connections);
         let session_config = Arc::new(config.session_config());

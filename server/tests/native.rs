@@ -173,7 +173,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         while events.len() < n {
             match self.next().await.expect("connection open") {
                 Got::Event { seq, body, .. } => events.push((seq, body)),
-                Got::Ack { .. } | Got::Pong(_) => {}
+                // Acks, pongs, and ephemeral updates (typing, presence).
+                Got::Ack { .. } | Got::Pong(_) | Got::Other(_) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -337,53 +338,11 @@ async fn bad_input_gets_stable_codes_and_does_not_disturb_others() {
     bob.hello(&bob_token, &[]).await;
     bob.subscribe(&room).await;
 
-    // A frame before hello: UnexpectedFrame, then the server closes.
-    let mut early = ws(&server).await;
-    early.say(1, &room, "too early").await;
-    assert_eq!(
-        early.next().await,
-        Some(Got::Error {
-            code: ErrorCode::UnexpectedFrame,
-            close: true
-        })
-    );
-    assert_eq!(early.next().await, None);
+    bad_input_scenario(&server, &alice_token, &room, async || ws(&server).await).await;
 
-    // A wrong token: Unauthenticated, closed.
-    let mut wrong = ws(&server).await;
-    assert_eq!(
-        wrong.hello("axat_nope", &[]).await,
-        Got::Error {
-            code: ErrorCode::Unauthenticated,
-            close: true
-        }
-    );
-    assert_eq!(wrong.next().await, None);
-
-    // Garbage, truncated frames and text messages: BadFrame, connection stays.
+    // WebSocket only: a text message is a BadFrame; the connection stays.
     let mut alice = ws(&server).await;
     alice.hello(&alice_token, &[]).await;
-    alice
-        .raw(Message::Binary(Bytes::from_static(b"\x00\x01garbage")))
-        .await;
-    assert_eq!(
-        alice.next().await,
-        Some(Got::Error {
-            code: ErrorCode::BadFrame,
-            close: false
-        })
-    );
-    let ping = axon_schemas::encode_client(&ClientFrame::Ping(Ping { nonce: 7 }));
-    alice
-        .raw(Message::Binary(ping.slice(..ping.len() / 2)))
-        .await;
-    assert_eq!(
-        alice.next().await,
-        Some(Got::Error {
-            code: ErrorCode::BadFrame,
-            close: false
-        })
-    );
     alice.raw(Message::Text("hello".into())).await;
     assert_eq!(
         alice.next().await,
@@ -395,7 +354,121 @@ async fn bad_input_gets_stable_codes_and_does_not_disturb_others() {
     alice.send(&ClientFrame::Ping(Ping { nonce: 8 })).await;
     assert_eq!(alice.next().await, Some(Got::Pong(8)));
 
-    // A room alice is not in: Forbidden.
+    // Bob was never disturbed: alice's message reaches him.
+    alice.say(9, &room, "still here").await;
+    let got = bob.events(1).await;
+    assert!(got[0].1.contains("still here"));
+
+    server.shutdown().await.unwrap();
+}
+
+/// What [`bad_input_scenario`] needs of a face's test client.
+trait Face {
+    /// Writes `bytes` as one frame: a binary WebSocket message, or a
+    /// length-prefixed frame on QUIC's control stream.
+    async fn frame(&mut self, bytes: &[u8]);
+    /// The next frame on the control path; `None` once the server closed.
+    async fn reply(&mut self) -> Option<Got>;
+
+    async fn send_frame(&mut self, frame: &ClientFrame<'_>) {
+        self.frame(&axon_schemas::encode_client(frame)).await;
+    }
+
+    async fn hello_with(&mut self, token: &str) -> Option<Got> {
+        self.send_frame(&ClientFrame::Hello(Hello {
+            access_token: token,
+            device_id: None,
+            client_name: Some("bad-input-test"),
+            client_version: None,
+            resume: vec![],
+        }))
+        .await;
+        self.reply().await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Face for Client<S> {
+    async fn frame(&mut self, bytes: &[u8]) {
+        self.raw(Message::Binary(Bytes::copy_from_slice(bytes)))
+            .await;
+    }
+
+    async fn reply(&mut self) -> Option<Got> {
+        self.next().await
+    }
+}
+
+impl Face for QuicClient {
+    async fn frame(&mut self, bytes: &[u8]) {
+        self.control
+            .write_all(&(bytes.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        self.control.write_all(bytes).await.unwrap();
+    }
+
+    async fn reply(&mut self) -> Option<Got> {
+        QuicClient::reply(self).await
+    }
+}
+
+/// The bad input every face must answer the same way: each case gets its
+/// stable code, a soft error leaves the connection usable, and a fatal
+/// one closes it. `connect` opens a new connection of the face.
+async fn bad_input_scenario<F: Face>(
+    server: &Server,
+    alice_token: &str,
+    room: &str,
+    connect: impl AsyncFn() -> F,
+) {
+    let closed = |code| Some(Got::Error { code, close: true });
+    let soft = |code| Some(Got::Error { code, close: false });
+
+    // A frame before hello: UnexpectedFrame, then the server closes.
+    let mut early = connect().await;
+    early
+        .send_frame(&ClientFrame::Ping(Ping { nonce: 1 }))
+        .await;
+    assert_eq!(
+        early.reply().await,
+        Some(Got::Pong(1)),
+        "Ping is fine before Hello"
+    );
+    early
+        .send_frame(&ClientFrame::Subscribe(Subscribe {
+            request_id: 1,
+            room_ids: vec![room],
+            since: vec![],
+        }))
+        .await;
+    assert_eq!(early.reply().await, closed(ErrorCode::UnexpectedFrame));
+    assert_eq!(early.reply().await, None);
+
+    // A wrong token: Unauthenticated, closed.
+    let mut wrong = connect().await;
+    assert_eq!(
+        wrong.hello_with("axat_nope").await,
+        closed(ErrorCode::Unauthenticated)
+    );
+    assert_eq!(wrong.reply().await, None);
+
+    // Garbage and a truncated frame: BadFrame, and the connection stays.
+    let mut alice = connect().await;
+    assert!(matches!(
+        alice.hello_with(alice_token).await,
+        Some(Got::Welcome { .. })
+    ));
+    alice.frame(b"\x00\x01garbage").await;
+    assert_eq!(alice.reply().await, soft(ErrorCode::BadFrame));
+    let ping = axon_schemas::encode_client(&ClientFrame::Ping(Ping { nonce: 7 }));
+    alice.frame(&ping[..ping.len() / 2]).await;
+    assert_eq!(alice.reply().await, soft(ErrorCode::BadFrame));
+    alice
+        .send_frame(&ClientFrame::Ping(Ping { nonce: 8 }))
+        .await;
+    assert_eq!(alice.reply().await, Some(Got::Pong(8)));
+
+    // A room alice is not in: Forbidden, for a send and a subscribe.
     let other = RoomId::random(server.core().accounts.server_name());
     let bob_id = UserId::parse("@bob:localhost").unwrap();
     server
@@ -404,43 +477,52 @@ async fn bad_input_gets_stable_codes_and_does_not_disturb_others() {
         .append_all(RoomCreation::new(other.clone(), bob_id).events())
         .await
         .unwrap();
-    alice.say(5, other.as_str(), "intrusion").await;
-    assert_eq!(
-        alice.next().await,
-        Some(Got::Error {
-            code: ErrorCode::Forbidden,
-            close: false
-        })
-    );
-    assert!(matches!(
-        alice.subscribe(other.as_str()).await,
-        Got::Error {
-            code: ErrorCode::Forbidden,
-            ..
-        }
-    ));
-
-    // A message over the frame limit: FrameTooLarge, and the server closes.
     alice
-        .raw(Message::Binary(Bytes::from(vec![0u8; 200 * 1024])))
+        .send_frame(&ClientFrame::Send(SendEvent {
+            request_id: 5,
+            room_id: other.as_str(),
+            txn_id: "intrusion",
+            event_type: "m.room.message",
+            state_key: None,
+            content: br#"{"body":"intrusion"}"#,
+        }))
         .await;
-    assert_eq!(
-        alice.next().await,
-        Some(Got::Error {
-            code: ErrorCode::FrameTooLarge,
-            close: true
-        })
-    );
-    assert_eq!(alice.next().await, None);
+    assert_eq!(alice.reply().await, soft(ErrorCode::Forbidden));
+    alice
+        .send_frame(&ClientFrame::Subscribe(Subscribe {
+            request_id: 6,
+            room_ids: vec![other.as_str()],
+            since: vec![],
+        }))
+        .await;
+    assert_eq!(alice.reply().await, soft(ErrorCode::Forbidden));
 
-    // Bob was never disturbed: a new alice connection's message reaches him.
-    let mut alice = ws(&server).await;
-    alice.hello(&alice_token, &[]).await;
-    alice.say(9, &room, "still here").await;
-    let got = bob.events(1).await;
-    assert!(got[0].1.contains("still here"));
+    // A flood past the rate limit (typing shares the send limit): some
+    // frames are answered RateLimited, and the connection stays.
+    for _ in 0..400 {
+        alice
+            .send_frame(&ClientFrame::Typing(axon_schemas::Typing {
+                room_id: room,
+                typing: true,
+                timeout_ms: 1000,
+            }))
+            .await;
+    }
+    assert_eq!(alice.reply().await, soft(ErrorCode::RateLimited));
+    alice
+        .send_frame(&ClientFrame::Ping(Ping { nonce: 9 }))
+        .await;
+    loop {
+        match alice.reply().await {
+            Some(Got::Pong(9)) => break,
+            other => assert_eq!(other, soft(ErrorCode::RateLimited)),
+        }
+    }
 
-    server.shutdown().await.unwrap();
+    // A frame over the limit: FrameTooLarge, and the server closes.
+    alice.frame(&vec![0u8; 200 * 1024]).await;
+    assert_eq!(alice.reply().await, closed(ErrorCode::FrameTooLarge));
+    assert_eq!(alice.reply().await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,30 +882,14 @@ async fn websocket_and_quic_clients_see_one_timeline_in_the_same_order() {
     alice.say(31, &room, "live again").await;
     assert_eq!(bob.events(1).await[0].0, last + 2);
 
-    // Bad input on QUIC: garbage is a BadFrame and the connection stays.
-    bob.control.write_all(&5u32.to_be_bytes()).await.unwrap();
-    bob.control.write_all(b"junk!").await.unwrap();
-    assert_eq!(
-        bob.reply().await,
-        Some(Got::Error {
-            code: ErrorCode::BadFrame,
-            close: false
-        })
-    );
-    bob.send(&ClientFrame::Ping(Ping { nonce: 3 })).await;
-    assert_eq!(bob.reply().await, Some(Got::Pong(3)));
-    // A frame over the limit closes with FrameTooLarge.
-    bob.control
-        .write_all(&(1u32 << 24).to_be_bytes())
-        .await
-        .unwrap();
-    assert_eq!(
-        bob.reply().await,
-        Some(Got::Error {
-            code: ErrorCode::FrameTooLarge,
-            close: true
-        })
-    );
+    // Bad input on QUIC gets the same answers as on WebSocket.
+    bad_input_scenario(&server, &alice_token, &room, async || {
+        QuicClient::connect(&server).await
+    })
+    .await;
+    // And bob, on QUIC all along, was not disturbed.
+    alice.say(40, &room, "after the bad input").await;
+    assert!(bob.events(1).await[0].1.contains("after the bad input"));
 
     server.shutdown().await.unwrap();
 }

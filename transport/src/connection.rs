@@ -65,6 +65,17 @@ pub trait FrameIo: Send {
         async move { self.send(&mut frames).await }
     }
 
+    /// Writes ephemeral frames (typing, receipts, presence; and empties
+    /// `frames`). By default they go like every other frame; QUIC sends
+    /// each as a datagram where it fits, as losing one costs nothing a
+    /// later one does not repair.
+    fn send_ephemeral(
+        &mut self,
+        frames: &mut Vec<Bytes>,
+    ) -> impl Future<Output = Result<(), IoError>> + Send {
+        self.send(frames)
+    }
+
     /// Closes the connection, with a reason or normally.
     fn close(&mut self, reason: Option<&CloseReason>) -> impl Future<Output = ()> + Send;
 }
@@ -105,59 +116,84 @@ pub async fn drive<I: FrameIo>(
 ) {
     let mut out: Vec<Bytes> = Vec::new();
     let mut events: Vec<Delivery> = Vec::new();
-    let handshake_deadline = Instant::now() + timeouts.handshake;
-    let mut idle_deadline = Instant::now() + timeouts.idle;
+    let mut ephemeral: Vec<Bytes> = Vec::new();
+    let started = Instant::now();
+    let handshake_deadline = started + timeouts.handshake;
+    let mut idle_deadline = started + timeouts.idle;
     let frames_in = metrics::counter!("axon_frames_in_total", "transport" => transport);
     let bytes_in = metrics::counter!("axon_bytes_in_total", "transport" => transport);
     let frames_out = metrics::counter!("axon_frames_out_total", "transport" => transport);
     let bytes_out = metrics::counter!("axon_bytes_out_total", "transport" => transport);
     loop {
+        // One timer for both deadlines: every timer in the select is
+        // state that each idle connection's task carries.
+        let handshaking = !session.is_open() && handshake_deadline < idle_deadline;
+        let deadline = if handshaking {
+            handshake_deadline
+        } else {
+            idle_deadline
+        };
         let step: Result<(), CloseReason> = tokio::select! {
             biased;
             () = shutting_down(&mut shutdown) => Err(session.farewell(
                 &mut out,
                 CloseReason::resumable(ErrorCode::ShuttingDown, "the server is shutting down; resume elsewhere or later"),
             )),
-            _ = tokio::time::sleep_until(handshake_deadline), if !session.is_open() => {
+            _ = tokio::time::sleep_until(deadline) => if handshaking {
                 metrics::counter!("axon_handshake_failures_total", "reason" => "timeout").increment(1);
                 Err(session.farewell(&mut out, CloseReason::fatal(ErrorCode::HandshakeTimeout, "no Hello in time")))
-            }
-            _ = tokio::time::sleep_until(idle_deadline) => Err(session.farewell(
-                &mut out,
-                CloseReason::resumable(ErrorCode::Unknown, "idle timeout: send Ping at the heartbeat interval"),
-            )),
+            } else {
+                Err(session.farewell(
+                    &mut out,
+                    CloseReason::resumable(ErrorCode::Unknown, "idle timeout: send Ping at the heartbeat interval"),
+                ))
+            },
             inbound = io.recv() => match inbound {
                 Ok(Some(frame)) => {
                     frames_in.increment(1);
                     bytes_in.increment(frame.len() as u64);
                     idle_deadline = Instant::now() + timeouts.idle;
-                    session.on_frame(&frame, &mut out).await
+                    // Boxed: handling a frame awaits deep call chains (login,
+                    // replay, history); kept inline, their state would be
+                    // part of every idle connection's task.
+                    Box::pin(session.on_frame(&frame, &mut out)).await
                 }
                 Ok(None) => break,
                 Err(IoError::Refused { code, message }) => session.refuse(&mut out, code, message),
                 Err(IoError::Fatal { code, message }) => Err(session.farewell(&mut out, CloseReason::fatal(code, message))),
                 Err(IoError::Lost(_)) => break,
             },
-            _ = session.events_ready(), if session.is_open() => session.pump_deliveries(&mut events, &mut out).await,
+            _ = session.events_ready(), if session.is_open() => {
+                let pumped = Box::pin(session.pump_deliveries(&mut events, &mut out)).await;
+                session.pump_ephemeral(&mut ephemeral);
+                pumped
+            }
         };
         if !events.is_empty() {
             frames_out.increment(events.len() as u64);
             bytes_out.increment(events.iter().map(|d| d.frame.len() as u64).sum());
-            if io.send_events(&mut events).await.is_err() {
+            if Box::pin(io.send_events(&mut events)).await.is_err() {
+                break;
+            }
+        }
+        if !ephemeral.is_empty() {
+            frames_out.increment(ephemeral.len() as u64);
+            bytes_out.increment(ephemeral.iter().map(|f| f.len() as u64).sum());
+            if Box::pin(io.send_ephemeral(&mut ephemeral)).await.is_err() {
                 break;
             }
         }
         if !out.is_empty() {
             frames_out.increment(out.len() as u64);
             bytes_out.increment(out.iter().map(|f| f.len() as u64).sum());
-            if io.send(&mut out).await.is_err() {
+            if Box::pin(io.send(&mut out)).await.is_err() {
                 break;
             }
         }
         if let Err(reason) = step {
-            io.close(Some(&reason)).await;
+            Box::pin(io.close(Some(&reason))).await;
             return;
         }
     }
-    io.close(None).await;
+    Box::pin(io.close(None)).await;
 }

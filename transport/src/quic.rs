@@ -21,12 +21,11 @@ use std::time::Duration;
 use axon_core::router::Delivery;
 use axon_core::{CloseReason, RoomId, Services, Session, SessionConfig, ShardId};
 use axon_schemas::ErrorCode;
-use bytes::{BufMut as _, Bytes, BytesMut};
+use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{
     Connection, Endpoint, IdleTimeout, Incoming, RecvStream, SendStream, TransportConfig, VarInt,
 };
-use tokio::sync::mpsc;
 
 use crate::connection::{FrameIo, IoError, Timeouts, drive, shutting_down};
 use crate::tracker::{ConnectionTracker, FaceKind};
@@ -35,6 +34,8 @@ use crate::tracker::{ConnectionTracker, FaceKind};
 pub const ALPN: &[u8] = b"axon/1";
 /// Lane streams per connection.
 pub const LANES: u16 = 8;
+/// Datagram bytes held per connection, each way, before the oldest go.
+const DATAGRAM_BUFFER_BYTES: usize = 16 * 1024;
 /// How long a closing connection waits for the peer to read the last frames.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -90,7 +91,11 @@ impl QuicFace {
             // The control stream is the only one a client opens.
             .max_concurrent_bidi_streams(VarInt::from_u32(1))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
-            .datagram_receive_buffer_size(None);
+            // Datagrams carry ephemeral frames both ways (one frame per
+            // datagram). The buffers fill only while datagrams wait, and
+            // the oldest is dropped when they are full.
+            .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER_BYTES))
+            .datagram_send_buffer_size(DATAGRAM_BUFFER_BYTES);
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(Arc::new(transport));
         server.migration(true);
@@ -123,9 +128,14 @@ impl QuicFace {
                 incoming.refuse();
                 continue;
             };
-            let face = self.clone();
+            let connection = QuicConnection {
+                services: self.services.clone(),
+                config: Arc::clone(&self.config),
+                timeouts: self.timeouts,
+                shutdown: self.tracker.shutdown_signal(),
+            };
             tokio::spawn(async move {
-                face.handle(incoming).await;
+                connection.run(incoming).await;
                 drop(slot);
             });
         }
@@ -139,8 +149,18 @@ impl QuicFace {
         );
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.endpoint.wait_idle()).await;
     }
+}
 
-    async fn handle(self, incoming: Incoming) {
+/// What one connection's task keeps: no copy of the endpoint or tracker.
+struct QuicConnection {
+    services: Services,
+    config: Arc<SessionConfig>,
+    timeouts: Timeouts,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl QuicConnection {
+    async fn run(self, incoming: Incoming) {
         let setup = async {
             let conn = incoming.await.map_err(|e| e.to_string())?;
             let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
@@ -160,60 +180,23 @@ impl QuicFace {
                 return;
             }
         };
-        let (tx, inbound) = mpsc::channel(8);
-        let reader = tokio::spawn(read_frames(recv, tx, self.config.max_frame_bytes));
         let io = QuicIo {
             conn,
             control,
-            inbound,
+            recv,
+            inbound: BytesMut::new(),
+            max_frame_bytes: self.config.max_frame_bytes,
             lanes: Default::default(),
         };
-        let session = Session::new(self.services.clone(), Arc::clone(&self.config));
+        let session = Session::new(self.services, self.config);
         drive(
             session,
             io,
             self.timeouts,
-            self.tracker.shutdown_signal(),
+            self.shutdown,
             FaceKind::Quic.as_str(),
         )
         .await;
-        reader.abort();
-    }
-}
-
-/// Reads length-prefixed frames from the control stream into `tx`, so the
-/// connection loop can wait on them cancel-safely.
-async fn read_frames(mut recv: RecvStream, tx: mpsc::Sender<Result<Bytes, IoError>>, max: usize) {
-    loop {
-        let mut len = [0u8; 4];
-        if recv.read_exact(&mut len).await.is_err() {
-            return; // finished or reset: the channel closes
-        }
-        let len = u32::from_be_bytes(len) as usize;
-        if len > max {
-            // The rest of the stream cannot be framed safely without
-            // reading what we refuse to hold.
-            let _ = tx
-                .send(Err(IoError::Fatal {
-                    code: ErrorCode::FrameTooLarge,
-                    message: format!("frame of {len} bytes; the limit is {max}"),
-                }))
-                .await;
-            return;
-        }
-        let mut frame = vec![0u8; len];
-        if recv.read_exact(&mut frame).await.is_err() {
-            let _ = tx
-                .send(Err(IoError::Fatal {
-                    code: ErrorCode::BadFrame,
-                    message: "stream ended inside a frame".into(),
-                }))
-                .await;
-            return;
-        }
-        if tx.send(Ok(Bytes::from(frame))).await.is_err() {
-            return;
-        }
     }
 }
 
@@ -226,21 +209,106 @@ fn framed(frames: impl Iterator<Item = Bytes>) -> Bytes {
     buf.freeze()
 }
 
+/// Most bytes taken from the control stream per read.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// One QUIC connection as [`FrameIo`].
 struct QuicIo {
     conn: Connection,
     control: SendStream,
-    inbound: mpsc::Receiver<Result<Bytes, IoError>>,
+    recv: RecvStream,
+    /// Control-stream bytes not yet framed (empty, with no allocation, on
+    /// an idle connection).
+    inbound: BytesMut,
+    max_frame_bytes: usize,
     lanes: [Option<SendStream>; LANES as usize],
+}
+
+impl QuicIo {
+    /// The next whole frame in `inbound`, if one has arrived.
+    fn take_frame(&mut self) -> Result<Option<Bytes>, IoError> {
+        let Some(prefix) = self.inbound.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*prefix) as usize;
+        if len > self.max_frame_bytes {
+            // The rest of the stream cannot be framed safely without
+            // reading what we refuse to hold.
+            return Err(IoError::Fatal {
+                code: ErrorCode::FrameTooLarge,
+                message: format!(
+                    "frame of {len} bytes; the limit is {}",
+                    self.max_frame_bytes
+                ),
+            });
+        }
+        if self.inbound.len() < 4 + len {
+            return Ok(None);
+        }
+        self.inbound.advance(4);
+        let frame = self.inbound.split_to(len).freeze();
+        if self.inbound.is_empty() {
+            // Let the buffer go while the connection idles.
+            self.inbound = BytesMut::new();
+        }
+        Ok(Some(frame))
+    }
 }
 
 impl FrameIo for QuicIo {
     async fn recv(&mut self) -> Result<Option<Bytes>, IoError> {
-        match self.inbound.recv().await {
-            Some(Ok(frame)) => Ok(Some(frame)),
-            Some(Err(e)) => Err(e),
-            None => Ok(None),
+        // Cancel-safe: `read_chunk` and `read_datagram` are, and a chunk is
+        // moved into `inbound` in the same poll that returns it.
+        loop {
+            if let Some(frame) = self.take_frame()? {
+                return Ok(Some(frame));
+            }
+            let chunk = tokio::select! {
+                chunk = self.recv.read_chunk(READ_CHUNK, true) => chunk,
+                // A datagram is one whole frame, without a length prefix.
+                Ok(datagram) = self.conn.read_datagram() => {
+                    if datagram.len() > self.max_frame_bytes {
+                        return Err(IoError::Refused {
+                            code: ErrorCode::FrameTooLarge,
+                            message: "datagram over the frame size limit",
+                        });
+                    }
+                    return Ok(Some(datagram));
+                }
+            };
+            match chunk {
+                Ok(Some(chunk)) => self.inbound.extend_from_slice(&chunk.bytes),
+                Ok(None) if self.inbound.is_empty() => return Ok(None),
+                Ok(None) => {
+                    return Err(IoError::Fatal {
+                        code: ErrorCode::BadFrame,
+                        message: "stream ended inside a frame".into(),
+                    });
+                }
+                Err(e) => return Err(IoError::Lost(e.to_string())),
+            }
         }
+    }
+
+    async fn send_ephemeral(&mut self, frames: &mut Vec<Bytes>) -> Result<(), IoError> {
+        let mut reliable = Vec::new();
+        for frame in frames.drain(..) {
+            let fits = self
+                .conn
+                .max_datagram_size()
+                .is_some_and(|max| frame.len() <= max);
+            // A datagram the peer cannot take (too large, or datagrams
+            // off) goes down the control stream instead.
+            if fits && self.conn.send_datagram(frame.clone()).is_ok() {
+                metrics::counter!("axon_quic_datagrams_out_total").increment(1);
+            } else {
+                reliable.push(frame);
+            }
+        }
+        if reliable.is_empty() {
+            return Ok(());
+        }
+        self.send(&mut reliable).await
     }
 
     async fn send(&mut self, out: &mut Vec<Bytes>) -> Result<(), IoError> {

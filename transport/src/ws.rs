@@ -28,22 +28,38 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::connection::{FrameIo, IoError, Timeouts, drive};
-use crate::tracker::{ConnectionTracker, FaceKind};
+use crate::tracker::{ConnectionSlot, ConnectionTracker, FaceKind};
 
 /// Where the WebSocket face is served on the HTTP listeners.
 pub const WS_PATH: &str = "/_axon/v1/ws";
 /// The WebSocket subprotocol clients must offer.
 pub const SUBPROTOCOL: &str = "axon.v1";
 
-/// Read buffer per connection: a typical frame fits; larger messages are
-/// assembled across reads.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Read buffer per connection. Every connection holds one for its whole
+/// life, so it is sized for the frames clients send most (hello, send,
+/// ping: a few hundred bytes), not the largest: a larger message grows the
+/// buffer as it arrives. 4 KiB here was a third of an idle connection's
+/// memory (docs/benchmarks.md, "Idle connections").
+const READ_BUFFER_BYTES: usize = 1024;
 /// Frames are written out once this much is buffered (and at every flush).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// A connection whose peer does not read more than this is failed.
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Longest a close handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The WebSocket limits of a connection under `config`.
+fn ws_config(config: &SessionConfig) -> WebSocketConfig {
+    // A frame may be at most max_frame_bytes; allow the WebSocket framing
+    // a little room so the session, not tungstenite, reports the limit.
+    let max = config.max_frame_bytes + 1024;
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
 
 /// Response body of the upgrade answers.
 pub type Body = Full<Bytes>;
@@ -89,18 +105,6 @@ impl WsFace {
             tracker,
             timeouts,
         }
-    }
-
-    fn ws_config(&self) -> WebSocketConfig {
-        // A frame may be at most max_frame_bytes; allow the WebSocket framing
-        // a little room so the session, not tungstenite, reports the limit.
-        let max = self.config.max_frame_bytes + 1024;
-        WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER_BYTES)
-            .write_buffer_size(WRITE_BUFFER_BYTES)
-            .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max))
     }
 
     /// Answers an upgrade request for [`WS_PATH`]: `101` and a spawned
@@ -149,32 +153,7 @@ impl WsFace {
             );
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let face = self.clone();
-        tokio::spawn(async move {
-            let upgraded = match on_upgrade.await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(error = %e, "WebSocket upgrade failed");
-                    return;
-                }
-            };
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(face.ws_config()),
-            )
-            .await;
-            let session = Session::new(face.services.clone(), Arc::clone(&face.config));
-            drive(
-                session,
-                WsIo { ws },
-                face.timeouts,
-                face.tracker.shutdown_signal(),
-                kind.as_str(),
-            )
-            .await;
-            drop(slot);
-        });
+        tokio::spawn(self.clone().serve(on_upgrade, slot, kind));
         let mut response = Response::new(Full::new(Bytes::new()));
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
@@ -188,6 +167,42 @@ impl WsFace {
             headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
         }
         response
+    }
+}
+
+impl WsFace {
+    /// Runs one upgraded connection to its end. Only what the connection
+    /// needs while it lives is kept in its task: the face itself is taken
+    /// apart here, so an idle connection does not carry a second copy of
+    /// the services beside its session's.
+    async fn serve(
+        self,
+        on_upgrade: hyper::upgrade::OnUpgrade,
+        slot: ConnectionSlot,
+        kind: FaceKind,
+    ) {
+        let Self {
+            services,
+            config,
+            tracker,
+            timeouts,
+        } = self;
+        let ws_config = ws_config(&config);
+        let shutdown = tracker.shutdown_signal();
+        drop(tracker);
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
+                .await;
+        let session = Session::new(services, config);
+        drive(session, WsIo { ws }, timeouts, shutdown, kind.as_str()).await;
+        drop(slot);
     }
 }
 

@@ -15,8 +15,8 @@ use axon_core::router::LagPolicy;
 use axon_core::sequencer::Appended;
 use axon_core::store::Store;
 use axon_core::{
-    Accounts, CloseReason, NewEvent, RoomCreation, RoomId, RoomRouter, Sequencer, SequencerConfig,
-    ServerName, Services, Session, SessionConfig, UserId,
+    Accounts, CloseReason, Ephemeral, NewEvent, RoomCreation, RoomId, RoomRouter, Sequencer,
+    SequencerConfig, ServerName, Services, Session, SessionConfig, UserId,
 };
 use axon_schemas::{
     ClientFrame, DecodeLimits, Direction, ErrorCode, Hello, HistoryRequest, Login, Ping, Presence,
@@ -75,6 +75,22 @@ enum Got {
         resumable: bool,
     },
     Pong(u64),
+    Typing {
+        room_id: String,
+        users: Vec<String>,
+    },
+    Receipt {
+        room_id: String,
+        user_id: String,
+        event_id: String,
+        receipt_type: String,
+    },
+    Presence {
+        user_id: String,
+        state: PresenceState,
+        status_msg: Option<String>,
+        currently_active: bool,
+    },
     Other(&'static str),
 }
 
@@ -124,6 +140,22 @@ fn decode_one(bytes: &Bytes) -> Got {
             resumable: e.resumable,
         },
         ServerFrame::Pong(p) => Got::Pong(p.nonce),
+        ServerFrame::TypingUpdate(t) => Got::Typing {
+            room_id: t.room_id.into(),
+            users: t.user_ids.iter().map(|u| (*u).to_owned()).collect(),
+        },
+        ServerFrame::ReceiptUpdate(r) => Got::Receipt {
+            room_id: r.room_id.into(),
+            user_id: r.user_id.into(),
+            event_id: r.event_id.into(),
+            receipt_type: r.receipt_type.into(),
+        },
+        ServerFrame::PresenceUpdate(p) => Got::Presence {
+            user_id: p.user_id.into(),
+            state: p.state,
+            status_msg: p.status_msg.map(Into::into),
+            currently_active: p.currently_active,
+        },
         other => Got::Other(other.name()),
     }
 }
@@ -293,6 +325,7 @@ impl Harness {
         Self {
             services: Services {
                 sequencer,
+                ephemeral: Ephemeral::start(router.clone(), store.clone()),
                 store,
                 accounts,
                 router,
@@ -1861,31 +1894,186 @@ async fn receipts_are_stored_for_members_only() {
     );
 }
 
-#[tokio::test]
-async fn typing_and_presence_are_refused_as_not_supported_yet() {
-    let h = Harness::new().await;
-    let (alice, token) = h.user("alice").await;
-    let room = h.room(&alice, &[]).await;
-    let mut session = h.open(SessionConfig::default(), &token).await;
-    let frames = [
-        ClientFrame::Typing(Typing {
-            room_id: room.as_str(),
-            typing: true,
-            timeout_ms: 5000,
-        }),
-        ClientFrame::Presence(Presence {
-            state: PresenceState::Online,
-            status_msg: None,
-        }),
-    ];
-    for frame in &frames {
-        let written = ok(&mut session, frame).await;
-        assert_eq!(
-            written,
-            vec![soft_error(0, ErrorCode::InvalidArgument)],
-            "{}",
-            frame.name()
-        );
+/// Waits for ephemeral frames (typing, receipts, presence) until one
+/// matches `wanted`; returns everything ephemeral seen up to it.
+async fn ephemeral_until(session: &mut Session, wanted: impl Fn(&Got) -> bool) -> Vec<Got> {
+    let mut seen = Vec::new();
+    loop {
+        tokio::time::timeout(WAIT, session.events_ready())
+            .await
+            .unwrap_or_else(|_| panic!("the wanted update never came; saw {seen:?}"));
+        for got in pump_now(session).await {
+            if matches!(
+                got,
+                Got::Typing { .. } | Got::Receipt { .. } | Got::Presence { .. }
+            ) {
+                let done = wanted(&got);
+                seen.push(got);
+                if done {
+                    return seen;
+                }
+            }
+        }
     }
-    assert!(session.is_open());
+}
+
+fn typing_frame(room: &RoomId, typing: bool, timeout_ms: u32) -> ClientFrame<'_> {
+    ClientFrame::Typing(Typing {
+        room_id: room.as_str(),
+        typing,
+        timeout_ms,
+    })
+}
+
+#[tokio::test]
+async fn typing_reaches_the_room_and_ends_by_stop_or_timeout() {
+    let h = Harness::new().await;
+    let (alice, alice_token) = h.user("alice").await;
+    let (bob, bob_token) = h.user("bob").await;
+    let (_, carol_token) = h.user("carol").await;
+    let room = h.room(&alice, &[&bob]).await;
+    let mut alice_s = h
+        .subscribed(SessionConfig::default(), &alice_token, &room)
+        .await;
+    let mut bob_s = h
+        .subscribed(SessionConfig::default(), &bob_token, &room)
+        .await;
+
+    assert_eq!(
+        ok(&mut alice_s, &typing_frame(&room, true, 30_000)).await,
+        vec![]
+    );
+    let typing = |users: Vec<&UserId>| Got::Typing {
+        room_id: room.to_string(),
+        users: users.into_iter().map(ToString::to_string).collect(),
+    };
+    let seen = ephemeral_until(&mut bob_s, |g| *g == typing(vec![&alice])).await;
+    assert_eq!(seen, vec![typing(vec![&alice])], "one update, nothing else");
+
+    // Renewing changes nothing anyone hears; bob starting does.
+    ok(&mut alice_s, &typing_frame(&room, true, 30_000)).await;
+    ok(&mut bob_s, &typing_frame(&room, true, 30_000)).await;
+    let seen = ephemeral_until(&mut alice_s, |g| *g == typing(vec![&alice, &bob])).await;
+    assert_eq!(seen.last(), Some(&typing(vec![&alice, &bob])));
+    ok(&mut alice_s, &typing_frame(&room, false, 0)).await;
+    ephemeral_until(&mut bob_s, |g| *g == typing(vec![&bob])).await;
+
+    // A notice with a short timeout ends by itself.
+    ok(&mut alice_s, &typing_frame(&room, true, 100)).await;
+    ephemeral_until(&mut bob_s, |g| *g == typing(vec![&bob, &alice])).await;
+    ephemeral_until(&mut bob_s, |g| *g == typing(vec![&bob])).await;
+    assert_eq!(
+        h.services.ephemeral.typing.typing_in(&room),
+        vec![bob.clone()]
+    );
+
+    // Not in the room: refused, and nobody hears anything.
+    let mut carol_s = h.open(SessionConfig::default(), &carol_token).await;
+    let frames = ok(&mut carol_s, &typing_frame(&room, true, 30_000)).await;
+    assert_eq!(frames, vec![soft_error(0, ErrorCode::Forbidden)]);
+    assert_eq!(h.services.ephemeral.typing.typing_in(&room), vec![bob]);
+}
+
+#[tokio::test]
+async fn public_receipts_reach_the_room_and_private_ones_do_not() {
+    let h = Harness::new().await;
+    let (alice, alice_token) = h.user("alice").await;
+    let (bob, bob_token) = h.user("bob").await;
+    let room = h.room(&alice, &[&bob]).await;
+    let first = h.message(&room, &alice, 1).await;
+    let second = h.message(&room, &alice, 2).await;
+    let mut alice_s = h
+        .subscribed(SessionConfig::default(), &alice_token, &room)
+        .await;
+    let mut bob_s = h
+        .subscribed(SessionConfig::default(), &bob_token, &room)
+        .await;
+    let receipt = |event_id, receipt_type| {
+        ClientFrame::Receipt(Receipt {
+            room_id: room.as_str(),
+            event_id,
+            receipt_type,
+            thread_id: None,
+        })
+    };
+
+    ok(
+        &mut bob_s,
+        &receipt(first.event_id.as_str(), "m.read.private"),
+    )
+    .await;
+    ok(&mut bob_s, &receipt(second.event_id.as_str(), "m.read")).await;
+    let seen = ephemeral_until(&mut alice_s, |g| matches!(g, Got::Receipt { .. })).await;
+    assert_eq!(
+        seen,
+        vec![Got::Receipt {
+            room_id: room.to_string(),
+            user_id: bob.to_string(),
+            event_id: second.event_id.to_string(),
+            receipt_type: "m.read".into(),
+        }],
+        "the private receipt is not fanned out"
+    );
+    assert_eq!(
+        h.services
+            .store
+            .receipts(&room)
+            .await
+            .expect("receipts")
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn presence_reaches_rooms_shared_with_the_user_and_goes_offline_with_the_last_connection() {
+    let h = Harness::new().await;
+    let (alice, alice_token) = h.user("alice").await;
+    let (bob, bob_token) = h.user("bob").await;
+    let room = h.room(&alice, &[&bob]).await;
+    let mut bob_s = h
+        .subscribed(SessionConfig::default(), &bob_token, &room)
+        .await;
+    let mut alice_s = h.open(SessionConfig::default(), &alice_token).await;
+
+    let frames = ok(
+        &mut alice_s,
+        &ClientFrame::Presence(Presence {
+            state: PresenceState::Online,
+            status_msg: Some("at my desk"),
+        }),
+    )
+    .await;
+    assert_eq!(frames, vec![]);
+    let online = Got::Presence {
+        user_id: alice.to_string(),
+        state: PresenceState::Online,
+        status_msg: Some("at my desk".into()),
+        currently_active: true,
+    };
+    ephemeral_until(&mut bob_s, |g| *g == online).await;
+
+    let too_long = "x".repeat(2000);
+    let frames = ok(
+        &mut alice_s,
+        &ClientFrame::Presence(Presence {
+            state: PresenceState::Online,
+            status_msg: Some(&too_long),
+        }),
+    )
+    .await;
+    assert_eq!(frames, vec![soft_error(0, ErrorCode::InvalidArgument)]);
+
+    drop(alice_s);
+    let offline = Got::Presence {
+        user_id: alice.to_string(),
+        state: PresenceState::Offline,
+        status_msg: Some("at my desk".into()),
+        currently_active: false,
+    };
+    ephemeral_until(&mut bob_s, |g| *g == offline).await;
+    assert_eq!(
+        h.services.ephemeral.presence.get(&alice).state,
+        axon_core::ephemeral::PresenceState::Offline
+    );
 }

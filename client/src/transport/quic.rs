@@ -168,6 +168,11 @@ impl QuicTransport {
                 reply_tx,
                 max_frame_bytes,
             )),
+            tokio::spawn(read_datagrams(
+                conn.clone(),
+                lane_tx.clone(),
+                max_frame_bytes,
+            )),
             tokio::spawn(accept_lanes(conn.clone(), lane_tx, max_frame_bytes)),
         ];
         Ok(Self {
@@ -342,6 +347,24 @@ async fn accept_lanes(
     }
     // The connection is over; let the readers hand on what they hold.
     while readers.join_next().await.is_some() {}
+}
+
+/// Reads the datagrams the server sends (ephemeral frames, one per
+/// datagram, no length prefix) into `tx` until the connection ends.
+async fn read_datagrams(
+    conn: quinn::Connection,
+    tx: mpsc::Sender<Result<Bytes, ClientError>>,
+    max: usize,
+) {
+    while let Ok(datagram) = conn.read_datagram().await {
+        if datagram.len() > max {
+            tracing::warn!(len = datagram.len(), "ignoring an oversized datagram");
+            continue;
+        }
+        if tx.send(Ok(datagram)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Reads one lane into `tx` until it ends. Connection loss is not reported

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::{
     CursorVerdict, Delivery, DeliveryCursor, QueueSignal, RoomRouter, RoutedEvent, Subscriber,
 };
+use crate::encoder::with_encoder;
 use crate::ids::RoomId;
 use crate::store::{Direction, StoreError, TimelineStore};
 
@@ -52,7 +53,6 @@ pub struct Feed {
     sub: Subscriber,
     cursor: DeliveryCursor,
     policy: LagPolicy,
-    encoder: axon_schemas::FrameEncoder,
     live: Vec<Delivery>,
     lags: u64,
 }
@@ -72,7 +72,6 @@ impl Feed {
             sub,
             cursor: DeliveryCursor::new(),
             policy,
-            encoder: axon_schemas::FrameEncoder::new(),
             live: Vec::new(),
             lags: 0,
         }
@@ -116,6 +115,18 @@ impl Feed {
     /// The subscriber behind this feed.
     pub fn subscriber(&self) -> &Subscriber {
         &self.sub
+    }
+
+    /// From now on, also take the rooms' ephemeral frames (typing,
+    /// receipts, presence); the owner drains them with
+    /// [`take_ephemeral`](Self::take_ephemeral) whenever it is woken.
+    pub fn accept_ephemeral(&self) {
+        self.sub.queue.accept_ephemeral();
+    }
+
+    /// Moves the queued ephemeral frames into `out`.
+    pub fn take_ephemeral(&self, out: &mut Vec<bytes::Bytes>) {
+        self.sub.queue.take_ephemeral(out);
     }
 
     /// Waits until the queue has something to hand out. Cancel-safe: a
@@ -210,7 +221,7 @@ impl Feed {
             for event in page {
                 if self.cursor.check(room, event.seq) == CursorVerdict::Deliver {
                     self.cursor.advance(room, event.seq);
-                    out.push(RoutedEvent::encode(event, &mut self.encoder));
+                    out.push(with_encoder(|e| RoutedEvent::encode(event, e)));
                 }
             }
         }

@@ -185,6 +185,19 @@ impl RoomRouter {
         stats
     }
 
+    /// Hands an ephemeral frame (typing, receipt, presence) to every
+    /// subscriber of `room` that takes them; returns how many took it.
+    pub fn publish_ephemeral(&self, room: &RoomId, frame: &Bytes) -> usize {
+        let rooms = self.rooms.pin();
+        let Some(list) = rooms.get(room) else {
+            return 0;
+        };
+        list.load()
+            .iter()
+            .filter(|sub| sub.queue.push_ephemeral(frame))
+            .count()
+    }
+
     /// How many subscribers `room` has here.
     pub fn subscriber_count(&self, room: &RoomId) -> usize {
         self.rooms.pin().get(room).map_or(0, |l| l.load().len())

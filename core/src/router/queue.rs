@@ -11,10 +11,17 @@
 //!
 //! The consumer drains everything queued at once, so its writer can put many
 //! frames into one socket write.
+//!
+//! Beside the deliveries, a queue holds *ephemeral* frames (typing,
+//! receipts, presence): not part of any timeline, not stored, so they cannot
+//! be caught up from storage. They have a bound of their own; when it is
+//! reached the oldest is dropped (and counted) — each such frame states the
+//! whole current state of what it is about, so a later one supersedes it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -50,6 +57,8 @@ pub enum QueueSignal {
 #[derive(Debug, Default)]
 struct Inner {
     items: VecDeque<Delivery>,
+    ephemeral: VecDeque<Bytes>,
+    wants_ephemeral: bool,
     lagged: bool,
     closed: bool,
 }
@@ -99,6 +108,42 @@ impl SubscriberQueue {
         PushOutcome::Queued
     }
 
+    /// From now on, take ephemeral frames. Only a consumer that drains them
+    /// with [`take_ephemeral`](Self::take_ephemeral) may ask for them: a
+    /// waiting one is woken for them.
+    pub fn accept_ephemeral(&self) {
+        self.inner.lock().wants_ephemeral = true;
+    }
+
+    /// Queues an ephemeral frame without waiting, if the consumer takes
+    /// them; when the ephemeral bound is reached the oldest one is dropped.
+    /// Returns whether the frame was queued.
+    pub fn push_ephemeral(&self, frame: &Bytes) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.closed || !inner.wants_ephemeral {
+            return false;
+        }
+        if inner.ephemeral.len() >= self.capacity {
+            inner.ephemeral.pop_front();
+            metrics::counter!("axon_router_ephemeral_dropped_total").increment(1);
+        }
+        let was_empty = inner.ephemeral.is_empty();
+        inner.ephemeral.push_back(frame.clone());
+        drop(inner);
+        if was_empty {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Moves the queued ephemeral frames into `out` without waiting.
+    pub fn take_ephemeral(&self, out: &mut Vec<Bytes>) {
+        let mut inner = self.inner.lock();
+        if !inner.ephemeral.is_empty() {
+            out.extend(inner.ephemeral.drain(..));
+        }
+    }
+
     /// Moves everything queued into `out` without waiting.
     pub fn try_drain(&self, out: &mut Vec<Delivery>) -> QueueSignal {
         let mut inner = self.inner.lock();
@@ -123,7 +168,11 @@ impl SubscriberQueue {
         loop {
             {
                 let inner = self.inner.lock();
-                if !inner.items.is_empty() || inner.lagged || inner.closed {
+                if !inner.items.is_empty()
+                    || !inner.ephemeral.is_empty()
+                    || inner.lagged
+                    || inner.closed
+                {
                     return;
                 }
             }
@@ -207,6 +256,37 @@ mod tests {
         q.close();
         assert_eq!(q.push(&d(6)), PushOutcome::Closed);
         assert_eq!(q.try_drain(&mut out), QueueSignal::Closed);
+    }
+
+    #[test]
+    fn ephemeral_frames_are_bounded_and_keep_the_newest() {
+        let q = SubscriberQueue::new(2);
+        assert!(
+            !q.push_ephemeral(&Bytes::from_static(b"x")),
+            "not asked for"
+        );
+        q.accept_ephemeral();
+        for n in 1..=3u8 {
+            assert!(q.push_ephemeral(&Bytes::from(vec![n])));
+        }
+        let mut out = Vec::new();
+        q.take_ephemeral(&mut out);
+        assert_eq!(out, vec![Bytes::from(vec![2]), Bytes::from(vec![3])]);
+        // Ephemeral frames never make the queue lag.
+        assert_eq!(q.push(&d(1)), PushOutcome::Queued);
+        q.close();
+        assert!(!q.push_ephemeral(&Bytes::from_static(b"x")));
+    }
+
+    #[tokio::test]
+    async fn ready_wakes_on_an_ephemeral_frame() {
+        let q = SubscriberQueue::new(4);
+        q.accept_ephemeral();
+        let q2 = Arc::clone(&q);
+        let waiter = tokio::spawn(async move { q2.ready().await });
+        tokio::task::yield_now().await;
+        q.push_ephemeral(&Bytes::from_static(b"t"));
+        waiter.await.unwrap();
     }
 
     #[tokio::test]

@@ -10,7 +10,9 @@
 //! The phases: a connection starts *awaiting hello*; only `Hello` (access
 //! token), `Login` (user and password) and `Ping` are accepted. After a
 //! successful hello the session is *open*: subscribe, unsubscribe, send,
-//! history, receipts and ping. Membership is checked in core for every read
+//! history, receipts, typing, presence and ping. Typing, receipt and
+//! presence updates of the subscribed rooms come out beside the events
+//! ([`Session::pump_ephemeral`]). Membership is checked in core for every read
 //! and write (invariant 6); a subscription ends when the user's membership
 //! in the room does.
 
@@ -21,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axon_schemas::{
-    ClientFrame, DecodeLimits, ErrorCode, ErrorFrame, EventView, Frame, FrameEncoder, FrameError,
-    ServerFrame, Subscribed, Welcome,
+    ClientFrame, DecodeLimits, ErrorCode, ErrorFrame, EventView, Frame, FrameError, ServerFrame,
+    Subscribed, Welcome,
 };
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -32,6 +34,8 @@ pub use config::SessionConfig;
 
 use crate::accounts::{Accounts, AccountsError, Identity};
 use crate::clock::now_ms;
+use crate::encoder::with_encoder;
+use crate::ephemeral::{Ephemeral, PresenceState};
 use crate::event::{NewEvent, TxnId};
 use crate::ids::{DeviceId, RoomId, UserId};
 use crate::room::{AuthError, Membership, can_read};
@@ -50,9 +54,14 @@ pub struct Services {
     pub accounts: Accounts,
     /// Live fan-out.
     pub router: Arc<RoomRouter>,
+    /// Typing, presence and receipt fan-out.
+    pub ephemeral: Arc<Ephemeral>,
 }
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Longest presence status message accepted.
+const MAX_STATUS_MSG_BYTES: usize = 1024;
 
 /// Events in a history page when the request leaves `limit` at 0 (still
 /// capped by [`SessionConfig::max_history_page`]).
@@ -76,14 +85,8 @@ pub struct Session {
     deliveries: Vec<Delivery>,
 }
 
-thread_local! {
-    /// Control frames are encoded with one encoder per thread rather than
-    /// one per connection: an idle connection keeps no builder buffer.
-    static ENCODER: std::cell::RefCell<FrameEncoder> = std::cell::RefCell::new(FrameEncoder::new());
-}
-
 fn encode(frame: &ServerFrame<'_>) -> Bytes {
-    ENCODER.with(|e| e.borrow_mut().encode_server(frame))
+    with_encoder(|e| e.encode_server(frame))
 }
 
 /// The code and message of an append failure.
@@ -107,6 +110,7 @@ impl Session {
             config.queue_capacity,
             config.lag_policy,
         );
+        feed.accept_ephemeral();
         let quota = Quota::per_second(config.sends_per_second).allow_burst(config.send_burst);
         Self {
             limits: DecodeLimits::with_max_frame_bytes(config.max_frame_bytes),
@@ -314,17 +318,97 @@ impl Session {
                 let user = identity.user_id.clone();
                 self.receipt(&user, receipt, out).await
             }
-            (Phase::Open(_), ClientFrame::Typing(_) | ClientFrame::Presence(_)) => {
-                // Ephemeral fan-out (typing, presence) is not built yet; say
-                // so rather than pretend the update went anywhere.
-                self.error(
-                    out,
-                    0,
-                    ErrorCode::InvalidArgument,
-                    "typing and presence are not supported by this server yet",
-                );
+            (Phase::Open(identity), ClientFrame::Typing(typing)) => {
+                let user = identity.user_id.clone();
+                self.typing(&user, typing, out).await;
                 Ok(())
             }
+            (Phase::Open(identity), ClientFrame::Presence(presence)) => {
+                let user = identity.user_id.clone();
+                self.presence(&user, presence, out).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the send rate limit lets one more request through; if not,
+    /// queues the `RateLimited` error with the time to wait.
+    fn within_rate(&self, request_id: u64, out: &mut Vec<Bytes>) -> bool {
+        let Err(not_until) = self.sends.check() else {
+            return true;
+        };
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        metrics::counter!("axon_session_errors_total", "code" => ErrorCode::RateLimited.name())
+            .increment(1);
+        out.push(encode(&ServerFrame::Error(ErrorFrame {
+            request_id,
+            code: ErrorCode::RateLimited,
+            message: "too many requests; slow down",
+            retry_after_ms: wait.as_millis().clamp(1, u128::from(u32::MAX)) as u32,
+            close: false,
+            resumable: false,
+        })));
+        false
+    }
+
+    async fn typing(
+        &mut self,
+        user: &UserId,
+        typing: axon_schemas::Typing<'_>,
+        out: &mut Vec<Bytes>,
+    ) {
+        if !self.within_rate(0, out) {
+            return;
+        }
+        let Ok(room) = RoomId::parse(typing.room_id) else {
+            self.error(out, 0, ErrorCode::InvalidArgument, "invalid room id");
+            return;
+        };
+        if !self.may_read(0, &room, user, out).await {
+            return;
+        }
+        let timeout = std::time::Duration::from_millis(u64::from(typing.timeout_ms));
+        self.services
+            .ephemeral
+            .set_typing(&room, user, typing.typing, timeout);
+    }
+
+    async fn presence(
+        &mut self,
+        user: &UserId,
+        presence: axon_schemas::Presence<'_>,
+        out: &mut Vec<Bytes>,
+    ) {
+        if !self.within_rate(0, out) {
+            return;
+        }
+        if presence
+            .status_msg
+            .is_some_and(|m| m.len() > MAX_STATUS_MSG_BYTES)
+        {
+            self.error(
+                out,
+                0,
+                ErrorCode::InvalidArgument,
+                "status message too long",
+            );
+            return;
+        }
+        let state = match presence.state {
+            axon_schemas::PresenceState::Online => PresenceState::Online,
+            axon_schemas::PresenceState::Unavailable => PresenceState::Unavailable,
+            axon_schemas::PresenceState::Offline => PresenceState::Offline,
+        };
+        let status = presence.status_msg.map(str::to_owned);
+        if let Err(e) = self
+            .services
+            .ephemeral
+            .set_presence(user, state, status)
+            .await
+        {
+            self.error(out, 0, ErrorCode::Internal, &e.to_string());
         }
     }
 
@@ -375,6 +459,7 @@ impl Session {
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u32,
             max_frame_bytes: self.config.max_frame_bytes as u32,
         })));
+        self.services.ephemeral.connected(&identity.user_id);
         self.phase = Phase::Open(identity);
     }
 
@@ -512,20 +597,7 @@ impl Session {
         send: axon_schemas::SendEvent<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), CloseReason> {
-        if let Err(not_until) = self.sends.check() {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            metrics::counter!("axon_session_errors_total", "code" => ErrorCode::RateLimited.name())
-                .increment(1);
-            out.push(encode(&ServerFrame::Error(ErrorFrame {
-                request_id: send.request_id,
-                code: ErrorCode::RateLimited,
-                message: "too many sends; slow down",
-                retry_after_ms: wait.as_millis().clamp(1, u128::from(u32::MAX)) as u32,
-                close: false,
-                resumable: false,
-            })));
+        if !self.within_rate(send.request_id, out) {
             return Ok(());
         }
         let Ok(room_id) = RoomId::parse(send.room_id) else {
@@ -641,9 +713,8 @@ impl Session {
         let truncated = views.len() < events.len();
         let next = views.last().map_or(req.from_seq, |v| v.seq);
         let end = !truncated && (events.len() < limit || (dir == Direction::Backward && next <= 1));
-        let page = ENCODER.with(|enc| {
-            enc.borrow_mut()
-                .encode_history_page(req.request_id, room.as_str(), &views, next, end)
+        let page = with_encoder(|e| {
+            e.encode_history_page(req.request_id, room.as_str(), &views, next, end)
         });
         out.push(page);
         Ok(())
@@ -678,10 +749,19 @@ impl Session {
             event_id,
             ts: now_ms(),
         };
-        if let Err(e) = self.services.store.put_receipt(&record).await {
-            self.error(out, 0, ErrorCode::Internal, &e.to_string());
+        match self.services.store.put_receipt(&record).await {
+            Ok(()) => self.services.ephemeral.announce_receipt(&record),
+            Err(e) => self.error(out, 0, ErrorCode::Internal, &e.to_string()),
         }
         Ok(())
+    }
+
+    /// Moves the ephemeral frames (typing, receipts, presence) of the
+    /// subscribed rooms that are ready into `out`. Call it whenever
+    /// [`events_ready`](Self::events_ready) fires, beside
+    /// [`pump_deliveries`](Self::pump_deliveries).
+    pub fn pump_ephemeral(&mut self, out: &mut Vec<Bytes>) {
+        self.feed.take_ephemeral(out);
     }
 
     /// Waits until live events are ready for [`Session::pump_events`].
@@ -696,6 +776,7 @@ impl Session {
         let mut events = Vec::new();
         self.pump_deliveries(&mut events, out).await?;
         out.extend(events.iter().map(|d| d.frame.clone()));
+        self.pump_ephemeral(out);
         Ok(())
     }
 
@@ -773,6 +854,14 @@ impl Session {
                 self.feed.leave(&room);
                 ended.push(room);
             }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Phase::Open(identity) = &self.phase {
+            self.services.ephemeral.disconnected(&identity.user_id);
         }
     }
 }
