@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axon_core::store::{AccountStore, TimelineStore};
 use axon_core::{Accounts, Ephemeral, RoomRouter, Sequencer, Services, Store};
+use axon_matrix::MatrixApi;
 use axon_transport::quic::QuicFace;
 use axon_transport::ws::WsFace;
 use axon_transport::{ConnectionTracker, FaceKind, Timeouts};
@@ -142,7 +143,9 @@ impl Server {
             .await
             .context("starting the sequencers (recovering shard positions from the store)")?;
         let account_store: Arc<dyn AccountStore> = store.clone();
-        let accounts = Accounts::new(account_store, config.server_name.clone(), None);
+        let matrix_config = config.matrix_config();
+        let accounts = Accounts::new(account_store, config.server_name.clone(), None)
+            .with_refreshable_ttl(matrix_config.refreshable_token_lifetime);
         let ephemeral = Ephemeral::start(Arc::clone(&router), store.clone());
         let core = Core {
             store,
@@ -179,11 +182,15 @@ impl Server {
             ..addrs
         };
         tasks.push(tokio::spawn(quic.clone().serve()));
+        let matrix = MatrixApi::new(services.clone(), matrix_config);
         let ws = WsFace::new(services, session_config, Arc::clone(&native), timeouts);
+        let public_routes = PublicRoutes::new().with_matrix(matrix);
         let plain_routes = if config.plain_ws_enabled() {
-            PublicRoutes::new().with_websocket(ws.clone(), FaceKind::Ws)
+            public_routes
+                .clone()
+                .with_websocket(ws.clone(), FaceKind::Ws)
         } else {
-            PublicRoutes::new()
+            public_routes.clone()
         };
 
         let public = Trigger::new();
@@ -201,7 +208,7 @@ impl Server {
                 name: "https",
                 listener: https_listener,
                 tls: Some(TlsAcceptor::from(tls_config)),
-                service: PublicRoutes::new().with_websocket(ws, FaceKind::Wss),
+                service: public_routes.with_websocket(ws, FaceKind::Wss),
             }
             .serve(public.subscribe(), public.guard()),
         ));
@@ -346,6 +353,12 @@ fn log_startup(
     }
     tracing::info!(url = %format_args!("https://{}", addrs.https), websocket = %format_args!("wss://{}/_axon/v1/ws", addrs.https), "https listener");
     tracing::info!(addr = %format_args!("{}/udp", addrs.quic), alpn = "axon/1", "quic listener");
+    let registration = match config.matrix_config().registration {
+        axon_matrix::Registration::Open => "open",
+        axon_matrix::Registration::Token(_) => "token",
+        axon_matrix::Registration::Disabled => "disabled",
+    };
+    tracing::info!(client_api = %format_args!("http://{}/_matrix/client", addrs.http), registration, "matrix api");
     tracing::info!(
         metrics = %format_args!("http://{}/metrics", addrs.admin),
         health = %format_args!("http://{}/health", addrs.admin),

@@ -23,6 +23,9 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+mod matrix;
+pub use matrix::{MatrixSettings, RegistrationSetting};
+
 /// Prefix of every environment variable the server reads as configuration.
 pub const ENV_PREFIX: &str = "AXON_";
 
@@ -52,6 +55,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// The native faces (WebSocket; QUIC next) and their per-connection limits.
     pub native: NativeConfig,
+    /// The Matrix client-server API.
+    pub matrix: MatrixSettings,
 }
 
 /// When the WebSocket endpoint is served on the plain HTTP listener (`ws://`).
@@ -281,6 +286,7 @@ impl Default for Config {
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
             native: NativeConfig::default(),
+            matrix: MatrixSettings::default(),
         }
     }
 }
@@ -607,6 +613,7 @@ impl Config {
             }
             _ => {}
         }
+        self.matrix.validate()?;
         if let Err(e) = crate::telemetry::log_filter(&self.log.level) {
             return Err(ConfigError::key(
                 "log.level",

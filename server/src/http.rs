@@ -3,15 +3,18 @@
 //!
 //! The public listeners (`listen.http` plain, `listen.https` with TLS) carry
 //! the native WebSocket face at `/_axon/v1/ws` (on the plain listener only
-//! where `native.plain_ws` allows), `GET /` with a banner, and Matrix's
-//! `404 M_UNRECOGNIZED` for everything else — the right answer for unknown
-//! endpoints once the Matrix API is there too.
+//! where `native.plain_ws` allows), `GET /` with a banner, the Matrix
+//! client-server API (`axon-matrix`) under `/_matrix/` and
+//! `/.well-known/matrix/`, and Matrix's `404 M_UNRECOGNIZED` for everything
+//! else.
 //!
 //! On shutdown a listener stops accepting, and each open connection finishes
 //! the request in hand and closes (hyper's graceful shutdown).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use axon_matrix::MatrixApi;
 use axon_transport::FaceKind;
 use axon_transport::ws::{WS_PATH, WsFace};
 
@@ -41,6 +45,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The JSON body Matrix requires for endpoints a server does not know.
 pub const UNRECOGNIZED_BODY: &str =
     r#"{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}"#;
+
+/// The client's address, put into every request's extensions by the
+/// accept loop (for per-IP rate limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// One HTTP listener: where it is, whether it speaks TLS, what it serves.
 pub struct HttpListener<S> {
@@ -144,9 +153,12 @@ where
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);
-        let conn = builder
-            .serve_connection(io, self.service.clone())
-            .with_upgrades();
+        let (service, peer) = (self.service.clone(), self.peer);
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            service.call(req)
+        });
+        let conn = builder.serve_connection(io, service).with_upgrades();
         tokio::pin!(conn);
         let result = tokio::select! {
             r = conn.as_mut() => r,
@@ -175,12 +187,13 @@ pub fn respond(
     response
 }
 
-/// The public routes: the WebSocket face, `GET /`, and Matrix's answer to
-/// everything else.
+/// The public routes: the WebSocket face, `GET /`, the Matrix API, and
+/// Matrix's answer to everything else.
 #[derive(Clone)]
 pub struct PublicRoutes {
     banner: Arc<str>,
     ws: Option<(WsFace, FaceKind)>,
+    matrix: Option<MatrixApi>,
 }
 
 impl Default for PublicRoutes {
@@ -196,7 +209,14 @@ impl PublicRoutes {
         Self {
             banner: banner.into(),
             ws: None,
+            matrix: None,
         }
+    }
+
+    /// The same routes plus the Matrix client-server API.
+    pub fn with_matrix(mut self, api: MatrixApi) -> Self {
+        self.matrix = Some(api);
+        self
     }
 
     /// The same routes plus the WebSocket face at `/_axon/v1/ws`.
@@ -232,18 +252,33 @@ impl PublicRoutes {
     }
 }
 
+/// The future of one public request.
+pub type RouteFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
 impl Service<Request<Incoming>> for PublicRoutes {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+    type Future = RouteFuture;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         if req.uri().path() == WS_PATH
             && let Some((face, kind)) = &self.ws
         {
-            return std::future::ready(Ok(face.upgrade(req, *kind)));
+            return Box::pin(std::future::ready(Ok(face.upgrade(req, *kind))));
         }
-        std::future::ready(Ok(self.route(&req)))
+        if let Some(api) = &self.matrix
+            && MatrixApi::serves(req.uri().path())
+        {
+            let api = api.clone();
+            let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+            return Box::pin(async move {
+                let response = api.handle(req, peer).await.map(Full::new);
+                metrics::counter!("axon_http_requests_total", "status" => response.status().as_str().to_owned())
+                    .increment(1);
+                Ok(response)
+            });
+        }
+        Box::pin(std::future::ready(Ok(self.route(&req))))
     }
 }
 

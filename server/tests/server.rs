@@ -44,7 +44,10 @@ async fn serves_admin_and_public_endpoints_then_shuts_down() {
         "{banner:?}"
     );
 
-    let unknown = get(addrs.http, "/_matrix/client/versions").await;
+    let versions = get(addrs.http, "/_matrix/client/versions").await;
+    assert_eq!(versions.status, 200, "{versions:?}");
+    assert!(versions.body.contains("v1.11"), "{versions:?}");
+    let unknown = get(addrs.http, "/_matrix/client/v3/nope").await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.body, UNRECOGNIZED);
     assert!(

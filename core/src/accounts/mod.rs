@@ -9,5 +9,5 @@ pub mod password;
 pub mod service;
 pub mod token;
 
-pub use service::{Accounts, AccountsError, Identity, LoginResult};
+pub use service::{Accounts, AccountsError, DEFAULT_REFRESHABLE_TTL, Identity, LoginResult};
 pub use token::{TokenHash, TokenSecret};

@@ -70,7 +70,13 @@ pub struct Accounts {
     store: Arc<dyn AccountStore>,
     server_name: ServerName,
     access_ttl: Option<Duration>,
+    refreshable_ttl: Duration,
 }
+
+/// Lifetime of the access tokens of a session that asked for a refresh
+/// token, unless [`Accounts::with_refreshable_ttl`] says otherwise: five
+/// minutes, as Synapse does.
+pub const DEFAULT_REFRESHABLE_TTL: Duration = Duration::from_secs(300);
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
@@ -92,7 +98,15 @@ impl Accounts {
             store,
             server_name,
             access_ttl,
+            refreshable_ttl: DEFAULT_REFRESHABLE_TTL,
         }
+    }
+
+    /// Sets how long access tokens live in sessions opened with a refresh
+    /// token (Matrix's `refresh_token: true`) when `access_ttl` is unset.
+    pub fn with_refreshable_ttl(mut self, ttl: Duration) -> Self {
+        self.refreshable_ttl = ttl;
+        self
     }
 
     /// This server's name.
@@ -141,6 +155,17 @@ impl Accounts {
         device_id: Option<DeviceId>,
         device_name: Option<String>,
     ) -> Result<LoginResult, AccountsError> {
+        self.verify_password(user_id, password).await?;
+        self.open_session(user_id, device_id, device_name).await
+    }
+
+    /// Checks a user's password without opening a session (logins, and
+    /// re-authentication before sensitive changes).
+    pub async fn verify_password(
+        &self,
+        user_id: &UserId,
+        password: &str,
+    ) -> Result<UserRecord, AccountsError> {
         let user = self
             .store
             .user(user_id)
@@ -157,7 +182,7 @@ impl Accounts {
         if !blocking(move || password::verify(&password, &hash)).await? {
             return Err(AccountsError::BadCredentials);
         }
-        self.open_session(user_id, device_id, device_name).await
+        Ok(user)
     }
 
     /// Issues tokens for `user_id` on a device (creating the device if new),
@@ -168,6 +193,25 @@ impl Accounts {
         device_id: Option<DeviceId>,
         device_name: Option<String>,
     ) -> Result<LoginResult, AccountsError> {
+        self.open_session_with(user_id, device_id, device_name, false)
+            .await
+    }
+
+    /// [`open_session`](Self::open_session), and with `refreshable` the
+    /// session's access tokens expire and a refresh token comes with them
+    /// (they always do when `access_ttl` is set).
+    pub async fn open_session_with(
+        &self,
+        user_id: &UserId,
+        device_id: Option<DeviceId>,
+        device_name: Option<String>,
+        refreshable: bool,
+    ) -> Result<LoginResult, AccountsError> {
+        let ttl = match (self.access_ttl, refreshable) {
+            (Some(ttl), _) => Some(ttl),
+            (None, true) => Some(self.refreshable_ttl),
+            (None, false) => None,
+        };
         let device_id = device_id.unwrap_or_else(DeviceId::random);
         if self.store.device(user_id, &device_id).await?.is_none() {
             self.store
@@ -183,9 +227,9 @@ impl Accounts {
             user_id: user_id.clone(),
             device_id,
         };
-        let (access_token, expires) = self.issue(&identity, TokenKind::Access).await?;
-        let refresh_token = match self.access_ttl {
-            Some(_) => Some(self.issue(&identity, TokenKind::Refresh).await?.0),
+        let (access_token, expires) = self.issue(&identity, TokenKind::Access, ttl).await?;
+        let refresh_token = match ttl {
+            Some(_) => Some(self.issue(&identity, TokenKind::Refresh, None).await?.0),
             None => None,
         };
         Ok(LoginResult {
@@ -200,14 +244,13 @@ impl Accounts {
         &self,
         identity: &Identity,
         kind: TokenKind,
+        ttl: Option<Duration>,
     ) -> Result<(TokenSecret, Option<u64>), AccountsError> {
-        let (prefix, expires_ts) = match kind {
-            TokenKind::Access => (
-                ACCESS_PREFIX,
-                self.access_ttl.map(|t| now_ms() + t.as_millis() as u64),
-            ),
-            TokenKind::Refresh => (REFRESH_PREFIX, None),
+        let prefix = match kind {
+            TokenKind::Access => ACCESS_PREFIX,
+            TokenKind::Refresh => REFRESH_PREFIX,
         };
+        let expires_ts = ttl.map(|t| now_ms().saturating_add(t.as_millis() as u64));
         let secret = TokenSecret::generate(prefix);
         self.store
             .put_token(&TokenRecord {
@@ -250,7 +293,16 @@ impl Accounts {
             .filter(|t| t.kind == TokenKind::Refresh)
             .ok_or(AccountsError::UnknownToken { expired: false })?;
         self.store.delete_token(&hash).await?;
-        self.open_session(&record.user_id, Some(record.device_id), None)
+        // The device may have logged out since: its refresh token went with it.
+        if self
+            .store
+            .device(&record.user_id, &record.device_id)
+            .await?
+            .is_none()
+        {
+            return Err(AccountsError::UnknownToken { expired: false });
+        }
+        self.open_session_with(&record.user_id, Some(record.device_id), None, true)
             .await
     }
 
@@ -260,6 +312,68 @@ impl Accounts {
             .store
             .delete_token(&TokenSecret::from_client(secret).hash())
             .await?)
+    }
+
+    /// Removes a device and every token of it (Matrix logout).
+    pub async fn remove_device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<(), AccountsError> {
+        Ok(self.store.delete_device(user_id, device_id).await?)
+    }
+
+    /// Removes every device of a user but `keep` (if any), with their tokens:
+    /// logout everywhere, or everywhere else after a password change.
+    pub async fn remove_devices(
+        &self,
+        user_id: &UserId,
+        keep: Option<&DeviceId>,
+    ) -> Result<(), AccountsError> {
+        for device in self.store.devices(user_id).await? {
+            if Some(&device.device_id) != keep {
+                self.store.delete_device(user_id, &device.device_id).await?;
+            }
+        }
+        if keep.is_none() {
+            // Tokens of devices that were never recorded go too.
+            self.store.delete_user_tokens(user_id).await?;
+        }
+        Ok(())
+    }
+
+    /// A user's account, with its profile (display name, avatar).
+    pub async fn user(&self, user_id: &UserId) -> Result<UserRecord, AccountsError> {
+        self.store
+            .user(user_id)
+            .await?
+            .ok_or(AccountsError::NoSuchUser)
+    }
+
+    /// Sets (or with `None` removes) a user's display name; returns the
+    /// updated account.
+    pub async fn set_display_name(
+        &self,
+        user_id: &UserId,
+        display_name: Option<String>,
+    ) -> Result<UserRecord, AccountsError> {
+        let mut user = self.user(user_id).await?;
+        user.display_name = display_name;
+        self.store.update_user(&user).await?;
+        Ok(user)
+    }
+
+    /// Sets (or with `None` removes) a user's avatar URL; returns the
+    /// updated account.
+    pub async fn set_avatar_url(
+        &self,
+        user_id: &UserId,
+        avatar_url: Option<String>,
+    ) -> Result<UserRecord, AccountsError> {
+        let mut user = self.user(user_id).await?;
+        user.avatar_url = avatar_url;
+        self.store.update_user(&user).await?;
+        Ok(user)
     }
 
     /// Sets a new password.
@@ -277,7 +391,7 @@ impl Accounts {
         Ok(self.store.update_user(&user).await?)
     }
 
-    /// Deactivates an account: no more logins, every token revoked.
+    /// Deactivates an account: no more logins, every device and token removed.
     pub async fn deactivate(&self, user_id: &UserId) -> Result<(), AccountsError> {
         let mut user = self
             .store
@@ -287,6 +401,6 @@ impl Accounts {
         user.deactivated = true;
         user.password_hash = None;
         self.store.update_user(&user).await?;
-        Ok(self.store.delete_user_tokens(user_id).await?)
+        self.remove_devices(user_id, None).await
     }
 }
