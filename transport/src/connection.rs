@@ -18,6 +18,8 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::tracker::TrafficCounters;
+
 /// Why a face could not read or write.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
@@ -112,7 +114,7 @@ pub async fn drive<I: FrameIo>(
     mut io: I,
     timeouts: Timeouts,
     mut shutdown: watch::Receiver<bool>,
-    transport: &'static str,
+    traffic: &TrafficCounters,
 ) {
     let mut out: Vec<Bytes> = Vec::new();
     let mut events: Vec<Delivery> = Vec::new();
@@ -120,10 +122,12 @@ pub async fn drive<I: FrameIo>(
     let started = Instant::now();
     let handshake_deadline = started + timeouts.handshake;
     let mut idle_deadline = started + timeouts.idle;
-    let frames_in = metrics::counter!("axon_frames_in_total", "transport" => transport);
-    let bytes_in = metrics::counter!("axon_bytes_in_total", "transport" => transport);
-    let frames_out = metrics::counter!("axon_frames_out_total", "transport" => transport);
-    let bytes_out = metrics::counter!("axon_bytes_out_total", "transport" => transport);
+    let TrafficCounters {
+        frames_in,
+        bytes_in,
+        frames_out,
+        bytes_out,
+    } = traffic;
     loop {
         // One timer for both deadlines: every timer in the select is
         // state that each idle connection's task carries.

@@ -28,7 +28,7 @@ use quinn::{
 };
 
 use crate::connection::{FrameIo, IoError, Timeouts, drive, shutting_down};
-use crate::tracker::{ConnectionTracker, FaceKind};
+use crate::tracker::{ConnectionSlot, ConnectionTracker, FaceKind};
 
 /// The QUIC application protocol.
 pub const ALPN: &[u8] = b"axon/1";
@@ -135,7 +135,7 @@ impl QuicFace {
                 shutdown: self.tracker.shutdown_signal(),
             };
             tokio::spawn(async move {
-                connection.run(incoming).await;
+                connection.run(incoming, &slot).await;
                 drop(slot);
             });
         }
@@ -160,14 +160,16 @@ struct QuicConnection {
 }
 
 impl QuicConnection {
-    async fn run(self, incoming: Incoming) {
+    async fn run(self, incoming: Incoming, slot: &ConnectionSlot) {
         let setup = async {
             let conn = incoming.await.map_err(|e| e.to_string())?;
             let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((conn, send, recv))
         };
-        let (conn, control, recv) = match tokio::time::timeout(self.timeouts.handshake, setup).await
-        {
+        // Boxed: the handshake's state is large and over once it is done;
+        // kept inline it would stay in every connection's task.
+        let handshake = Box::pin(tokio::time::timeout(self.timeouts.handshake, setup));
+        let (conn, control, recv) = match handshake.await {
             Ok(Ok(parts)) => parts,
             Ok(Err(e)) => {
                 metrics::counter!("axon_handshake_failures_total", "reason" => "quic").increment(1);
@@ -189,14 +191,7 @@ impl QuicConnection {
             lanes: Default::default(),
         };
         let session = Session::new(self.services, self.config);
-        drive(
-            session,
-            io,
-            self.timeouts,
-            self.shutdown,
-            FaceKind::Quic.as_str(),
-        )
-        .await;
+        drive(session, io, self.timeouts, self.shutdown, slot.traffic()).await;
     }
 }
 

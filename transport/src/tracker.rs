@@ -28,6 +28,38 @@ impl FaceKind {
     }
 }
 
+/// Frames and bytes in and out, for one kind of connection. Registered
+/// once per kind and shared: a handle per connection would cost every idle
+/// connection four allocations.
+pub struct TrafficCounters {
+    /// Frames received.
+    pub frames_in: metrics::Counter,
+    /// Bytes received.
+    pub bytes_in: metrics::Counter,
+    /// Frames sent.
+    pub frames_out: metrics::Counter,
+    /// Bytes sent.
+    pub bytes_out: metrics::Counter,
+}
+
+impl TrafficCounters {
+    fn register(kind: FaceKind) -> Self {
+        let transport = kind.as_str();
+        Self {
+            frames_in: metrics::counter!("axon_frames_in_total", "transport" => transport),
+            bytes_in: metrics::counter!("axon_bytes_in_total", "transport" => transport),
+            frames_out: metrics::counter!("axon_frames_out_total", "transport" => transport),
+            bytes_out: metrics::counter!("axon_bytes_out_total", "transport" => transport),
+        }
+    }
+}
+
+impl std::fmt::Debug for TrafficCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TrafficCounters")
+    }
+}
+
 /// Shared by every face of a server.
 #[derive(Debug)]
 pub struct ConnectionTracker {
@@ -35,6 +67,8 @@ pub struct ConnectionTracker {
     max: usize,
     drained: Notify,
     shutdown: watch::Sender<bool>,
+    /// Indexed by [`FaceKind`] in declaration order.
+    traffic: [TrafficCounters; 3],
 }
 
 /// Held by one open connection; dropping it frees the slot.
@@ -52,6 +86,7 @@ impl ConnectionTracker {
             max,
             drained: Notify::new(),
             shutdown: watch::channel(false).0,
+            traffic: [FaceKind::Ws, FaceKind::Wss, FaceKind::Quic].map(TrafficCounters::register),
         })
     }
 
@@ -120,5 +155,10 @@ impl ConnectionSlot {
     /// Which face the connection uses.
     pub fn kind(&self) -> FaceKind {
         self.kind
+    }
+
+    /// The traffic counters of this kind of connection.
+    pub fn traffic(&self) -> &TrafficCounters {
+        &self.tracker.traffic[self.kind as usize]
     }
 }

@@ -153,7 +153,7 @@ impl WsFace {
             );
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(self.clone().serve(on_upgrade, slot, kind));
+        tokio::spawn(self.clone().serve(on_upgrade, slot));
         let mut response = Response::new(Full::new(Bytes::new()));
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
@@ -175,33 +175,37 @@ impl WsFace {
     /// needs while it lives is kept in its task: the face itself is taken
     /// apart here, so an idle connection does not carry a second copy of
     /// the services beside its session's.
-    async fn serve(
-        self,
-        on_upgrade: hyper::upgrade::OnUpgrade,
-        slot: ConnectionSlot,
-        kind: FaceKind,
-    ) {
+    async fn serve(self, on_upgrade: hyper::upgrade::OnUpgrade, slot: ConnectionSlot) {
         let Self {
             services,
             config,
             tracker,
             timeouts,
         } = self;
-        let ws_config = ws_config(&config);
         let shutdown = tracker.shutdown_signal();
         drop(tracker);
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket upgrade failed");
-                return;
+        // Boxed, like every step that is over once the connection is up:
+        // its state would otherwise stay in the connection's task.
+        let ws_config = ws_config(&config);
+        let upgrade = Box::pin(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => Some(
+                    WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(ws_config),
+                    )
+                    .await,
+                ),
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket upgrade failed");
+                    None
+                }
             }
-        };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
-                .await;
+        });
+        let Some(ws) = upgrade.await else { return };
         let session = Session::new(services, config);
-        drive(session, WsIo { ws }, timeouts, shutdown, kind.as_str()).await;
+        drive(session, WsIo { ws }, timeouts, shutdown, slot.traffic()).await;
         drop(slot);
     }
 }
