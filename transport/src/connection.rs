@@ -109,95 +109,103 @@ pub(crate) async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Runs one connection until it ends.
-pub async fn drive<I: FrameIo>(
+///
+/// Not an `async fn`: rustc stores an async fn's arguments twice in its
+/// future (as captured values and as locals), which made every idle
+/// connection's task hold two copies of its session. An `async move` block
+/// uses what it captures in place.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+pub fn drive<'a, I: FrameIo + 'a>(
     mut session: Session,
     mut io: I,
     timeouts: Timeouts,
     mut shutdown: watch::Receiver<bool>,
-    traffic: &TrafficCounters,
-) {
-    let mut out: Vec<Bytes> = Vec::new();
-    let mut events: Vec<Delivery> = Vec::new();
-    let mut ephemeral: Vec<Bytes> = Vec::new();
-    let started = Instant::now();
-    let handshake_deadline = started + timeouts.handshake;
-    let mut idle_deadline = started + timeouts.idle;
-    let TrafficCounters {
-        frames_in,
-        bytes_in,
-        frames_out,
-        bytes_out,
-    } = traffic;
-    loop {
-        // One timer for both deadlines: every timer in the select is
-        // state that each idle connection's task carries.
-        let handshaking = !session.is_open() && handshake_deadline < idle_deadline;
-        let deadline = if handshaking {
-            handshake_deadline
-        } else {
-            idle_deadline
-        };
-        let step: Result<(), CloseReason> = tokio::select! {
-            biased;
-            () = shutting_down(&mut shutdown) => Err(session.farewell(
-                &mut out,
-                CloseReason::resumable(ErrorCode::ShuttingDown, "the server is shutting down; resume elsewhere or later"),
-            )),
-            _ = tokio::time::sleep_until(deadline) => if handshaking {
-                metrics::counter!("axon_handshake_failures_total", "reason" => "timeout").increment(1);
-                Err(session.farewell(&mut out, CloseReason::fatal(ErrorCode::HandshakeTimeout, "no Hello in time")))
+    traffic: &'a TrafficCounters,
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut events: Vec<Delivery> = Vec::new();
+        let mut ephemeral: Vec<Bytes> = Vec::new();
+        let started = Instant::now();
+        let handshake_deadline = started + timeouts.handshake;
+        let mut idle_deadline = started + timeouts.idle;
+        let TrafficCounters {
+            frames_in,
+            bytes_in,
+            frames_out,
+            bytes_out,
+        } = traffic;
+        loop {
+            // One timer for both deadlines: every timer in the select is
+            // state that each idle connection's task carries.
+            let handshaking = !session.is_open() && handshake_deadline < idle_deadline;
+            let deadline = if handshaking {
+                handshake_deadline
             } else {
-                Err(session.farewell(
+                idle_deadline
+            };
+            let step: Result<(), CloseReason> = tokio::select! {
+                biased;
+                () = shutting_down(&mut shutdown) => Err(session.farewell(
                     &mut out,
-                    CloseReason::resumable(ErrorCode::Unknown, "idle timeout: send Ping at the heartbeat interval"),
-                ))
-            },
-            inbound = io.recv() => match inbound {
-                Ok(Some(frame)) => {
-                    frames_in.increment(1);
-                    bytes_in.increment(frame.len() as u64);
-                    idle_deadline = Instant::now() + timeouts.idle;
-                    // Boxed: handling a frame awaits deep call chains (login,
-                    // replay, history); kept inline, their state would be
-                    // part of every idle connection's task.
-                    Box::pin(session.on_frame(&frame, &mut out)).await
+                    CloseReason::resumable(ErrorCode::ShuttingDown, "the server is shutting down; resume elsewhere or later"),
+                )),
+                _ = tokio::time::sleep_until(deadline) => if handshaking {
+                    metrics::counter!("axon_handshake_failures_total", "reason" => "timeout").increment(1);
+                    Err(session.farewell(&mut out, CloseReason::fatal(ErrorCode::HandshakeTimeout, "no Hello in time")))
+                } else {
+                    Err(session.farewell(
+                        &mut out,
+                        CloseReason::resumable(ErrorCode::Unknown, "idle timeout: send Ping at the heartbeat interval"),
+                    ))
+                },
+                inbound = io.recv() => match inbound {
+                    Ok(Some(frame)) => {
+                        frames_in.increment(1);
+                        bytes_in.increment(frame.len() as u64);
+                        idle_deadline = Instant::now() + timeouts.idle;
+                        // Boxed: handling a frame awaits deep call chains (login,
+                        // replay, history); kept inline, their state would be
+                        // part of every idle connection's task.
+                        Box::pin(session.on_frame(&frame, &mut out)).await
+                    }
+                    Ok(None) => break,
+                    Err(IoError::Refused { code, message }) => session.refuse(&mut out, code, message),
+                    Err(IoError::Fatal { code, message }) => Err(session.farewell(&mut out, CloseReason::fatal(code, message))),
+                    Err(IoError::Lost(_)) => break,
+                },
+                _ = session.events_ready(), if session.is_open() => {
+                    let pumped = Box::pin(session.pump_deliveries(&mut events, &mut out)).await;
+                    session.pump_ephemeral(&mut ephemeral);
+                    pumped
                 }
-                Ok(None) => break,
-                Err(IoError::Refused { code, message }) => session.refuse(&mut out, code, message),
-                Err(IoError::Fatal { code, message }) => Err(session.farewell(&mut out, CloseReason::fatal(code, message))),
-                Err(IoError::Lost(_)) => break,
-            },
-            _ = session.events_ready(), if session.is_open() => {
-                let pumped = Box::pin(session.pump_deliveries(&mut events, &mut out)).await;
-                session.pump_ephemeral(&mut ephemeral);
-                pumped
+            };
+            if !events.is_empty() {
+                frames_out.increment(events.len() as u64);
+                bytes_out.increment(events.iter().map(|d| d.frame.len() as u64).sum());
+                if Box::pin(io.send_events(&mut events)).await.is_err() {
+                    break;
+                }
             }
-        };
-        if !events.is_empty() {
-            frames_out.increment(events.len() as u64);
-            bytes_out.increment(events.iter().map(|d| d.frame.len() as u64).sum());
-            if Box::pin(io.send_events(&mut events)).await.is_err() {
-                break;
+            if !ephemeral.is_empty() {
+                frames_out.increment(ephemeral.len() as u64);
+                bytes_out.increment(ephemeral.iter().map(|f| f.len() as u64).sum());
+                if Box::pin(io.send_ephemeral(&mut ephemeral)).await.is_err() {
+                    break;
+                }
             }
-        }
-        if !ephemeral.is_empty() {
-            frames_out.increment(ephemeral.len() as u64);
-            bytes_out.increment(ephemeral.iter().map(|f| f.len() as u64).sum());
-            if Box::pin(io.send_ephemeral(&mut ephemeral)).await.is_err() {
-                break;
+            if !out.is_empty() {
+                frames_out.increment(out.len() as u64);
+                bytes_out.increment(out.iter().map(|f| f.len() as u64).sum());
+                if Box::pin(io.send(&mut out)).await.is_err() {
+                    break;
+                }
             }
-        }
-        if !out.is_empty() {
-            frames_out.increment(out.len() as u64);
-            bytes_out.increment(out.iter().map(|f| f.len() as u64).sum());
-            if Box::pin(io.send(&mut out)).await.is_err() {
-                break;
+            if let Err(reason) = step {
+                Box::pin(io.close(Some(&reason))).await;
+                return;
             }
         }
-        if let Err(reason) = step {
-            Box::pin(io.close(Some(&reason))).await;
-            return;
-        }
+        Box::pin(io.close(None)).await;
     }
-    Box::pin(io.close(None)).await;
 }

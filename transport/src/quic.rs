@@ -134,10 +134,7 @@ impl QuicFace {
                 timeouts: self.timeouts,
                 shutdown: self.tracker.shutdown_signal(),
             };
-            tokio::spawn(async move {
-                connection.run(incoming, &slot).await;
-                drop(slot);
-            });
+            tokio::spawn(connection.run(incoming, slot));
         }
     }
 
@@ -160,38 +157,60 @@ struct QuicConnection {
 }
 
 impl QuicConnection {
-    async fn run(self, incoming: Incoming, slot: &ConnectionSlot) {
-        let setup = async {
-            let conn = incoming.await.map_err(|e| e.to_string())?;
-            let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((conn, send, recv))
-        };
-        // Boxed: the handshake's state is large and over once it is done;
-        // kept inline it would stay in every connection's task.
-        let handshake = Box::pin(tokio::time::timeout(self.timeouts.handshake, setup));
-        let (conn, control, recv) = match handshake.await {
-            Ok(Ok(parts)) => parts,
-            Ok(Err(e)) => {
-                metrics::counter!("axon_handshake_failures_total", "reason" => "quic").increment(1);
-                tracing::debug!(error = %e, "QUIC handshake failed");
-                return;
-            }
-            Err(_) => {
-                metrics::counter!("axon_handshake_failures_total", "reason" => "timeout")
-                    .increment(1);
-                return;
-            }
-        };
-        let io = QuicIo {
-            conn,
-            control,
-            recv,
-            inbound: BytesMut::new(),
-            max_frame_bytes: self.config.max_frame_bytes,
-            lanes: Default::default(),
-        };
-        let session = Session::new(self.services, self.config);
-        drive(session, io, self.timeouts, self.shutdown, slot.traffic()).await;
+    /// Runs one connection to its end. A plain fn returning an `async move`
+    /// block, not an `async fn` (whose arguments rustc stores twice), so an
+    /// idle connection's task holds one copy of what it needs.
+    fn run(
+        self,
+        incoming: Incoming,
+        slot: ConnectionSlot,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let Self {
+            services,
+            config,
+            timeouts,
+            shutdown,
+        } = self;
+        async move {
+            // Boxed: the handshake's state is large and over once it is
+            // done; kept inline it would stay in every connection's task.
+            let handshake = Box::pin(tokio::time::timeout(timeouts.handshake, async move {
+                let conn = incoming.await.map_err(|e| e.to_string())?;
+                let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>((conn, send, recv))
+            }));
+            let (conn, control, recv) = match handshake.await {
+                Ok(Ok(parts)) => parts,
+                Ok(Err(e)) => {
+                    metrics::counter!("axon_handshake_failures_total", "reason" => "quic")
+                        .increment(1);
+                    tracing::debug!(error = %e, "QUIC handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    metrics::counter!("axon_handshake_failures_total", "reason" => "timeout")
+                        .increment(1);
+                    return;
+                }
+            };
+            let max_frame_bytes = config.max_frame_bytes;
+            drive(
+                Session::new(services, config),
+                QuicIo {
+                    conn,
+                    control,
+                    recv,
+                    inbound: BytesMut::new(),
+                    max_frame_bytes,
+                    lanes: Default::default(),
+                },
+                timeouts,
+                shutdown,
+                slot.traffic(),
+            )
+            .await;
+            drop(slot);
+        }
     }
 }
 

@@ -172,10 +172,15 @@ impl WsFace {
 
 impl WsFace {
     /// Runs one upgraded connection to its end. Only what the connection
-    /// needs while it lives is kept in its task: the face itself is taken
-    /// apart here, so an idle connection does not carry a second copy of
-    /// the services beside its session's.
-    async fn serve(self, on_upgrade: hyper::upgrade::OnUpgrade, slot: ConnectionSlot) {
+    /// needs while it lives is kept in its task: the face is taken apart
+    /// before the task starts (a plain fn returning an `async move` block,
+    /// not an `async fn`, whose arguments rustc would store twice), and the
+    /// upgrade, over once the connection is up, is boxed.
+    fn serve(
+        self,
+        on_upgrade: hyper::upgrade::OnUpgrade,
+        slot: ConnectionSlot,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let Self {
             services,
             config,
@@ -183,30 +188,35 @@ impl WsFace {
             timeouts,
         } = self;
         let shutdown = tracker.shutdown_signal();
-        drop(tracker);
-        // Boxed, like every step that is over once the connection is up:
-        // its state would otherwise stay in the connection's task.
         let ws_config = ws_config(&config);
-        let upgrade = Box::pin(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => Some(
-                    WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        Some(ws_config),
-                    )
-                    .await,
-                ),
-                Err(e) => {
-                    tracing::debug!(error = %e, "WebSocket upgrade failed");
-                    None
+        async move {
+            let upgrade = Box::pin(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => Some(
+                        WebSocketStream::from_raw_socket(
+                            TokioIo::new(upgraded),
+                            Role::Server,
+                            Some(ws_config),
+                        )
+                        .await,
+                    ),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "WebSocket upgrade failed");
+                        None
+                    }
                 }
-            }
-        });
-        let Some(ws) = upgrade.await else { return };
-        let session = Session::new(services, config);
-        drive(session, WsIo { ws }, timeouts, shutdown, slot.traffic()).await;
-        drop(slot);
+            });
+            let Some(ws) = upgrade.await else { return };
+            drive(
+                Session::new(services, config),
+                WsIo { ws },
+                timeouts,
+                shutdown,
+                slot.traffic(),
+            )
+            .await;
+            drop(slot);
+        }
     }
 }
 
