@@ -35,12 +35,13 @@ pub const WS_PATH: &str = "/_axon/v1/ws";
 /// The WebSocket subprotocol clients must offer.
 pub const SUBPROTOCOL: &str = "axon.v1";
 
-/// Read buffer per connection. Every connection holds one for its whole
-/// life, so it is sized for the frames clients send most (hello, send,
-/// ping: a few hundred bytes), not the largest: a larger message grows the
-/// buffer as it arrives. 4 KiB here was a third of an idle connection's
-/// memory (docs/benchmarks.md, "Idle connections").
-const READ_BUFFER_BYTES: usize = 1024;
+/// Read buffer per connection, and the most read from the socket at once.
+/// Every connection holds one for its whole life, so it is sized for the
+/// frames clients send most (hello, send, ping, typing: a few hundred
+/// bytes), not the largest: a larger message grows the buffer to its size
+/// as it arrives and takes one read per 512 bytes. 4 KiB here was a third of
+/// an idle connection's memory (docs/benchmarks.md, "Idle connections").
+const READ_BUFFER_BYTES: usize = 512;
 /// Frames are written out once this much is buffered (and at every flush).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// A connection whose peer does not read more than this is failed.
