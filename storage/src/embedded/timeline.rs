@@ -21,6 +21,10 @@ use super::{EmbeddedStore, Inner, codec, keys, kv, read};
 const HEAD_ROOM: u8 = b'r';
 const HEAD_SHARD: u8 = b's';
 
+fn key_of(event: &Event) -> Vec<u8> {
+    keys::event(&event.room_id, event.seq)
+}
+
 fn room_head_key(room: &RoomId) -> Vec<u8> {
     keys::KeyBuf::new()
         .byte(HEAD_ROOM)
@@ -100,6 +104,9 @@ impl Inner {
                 if let Some(state_key) = &event.state_key {
                     let state = keys::state(room, &event.event_type, state_key);
                     wb.insert(&ks.state, state, event.seq.to_be_bytes().to_vec());
+                }
+                if let Some(target) = event.redacts() {
+                    wb.insert(&ks.redactions, target.as_str(), key_of(event));
                 }
                 if let Some((user, membership)) = event.membership_change() {
                     wb.insert(
@@ -238,6 +245,15 @@ impl TimelineStore for EmbeddedStore {
     ) -> Result<Vec<Event>, StoreError> {
         self.blocking(move |inner| inner.shard_events(&inner.view(), shard, after, limit))
             .await
+    }
+
+    async fn redaction_of(&self, target: &EventId) -> Result<Option<Event>, StoreError> {
+        let inner = &self.inner;
+        let v = inner.view();
+        match read(&v, &inner.ks.redactions, target.as_str())? {
+            Some(key) => inner.event_at(&v, &key).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn state_events(&self, room: &RoomId) -> Result<Vec<Event>, StoreError> {
