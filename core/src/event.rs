@@ -130,7 +130,7 @@ pub struct NewEvent {
 }
 
 /// The client side of idempotency: which device sent which transaction id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TxnId {
     /// The sending device.
     pub device_id: DeviceId,

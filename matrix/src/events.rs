@@ -3,7 +3,8 @@
 //!
 //! A served event has `event_id`, `type`, `sender`, `origin_server_ts`,
 //! `content`, `state_key` for state events, `room_id` and `unsigned` with
-//! `age` (and `redacted_because` for a redacted event). `unsigned` also
+//! `age`, `transaction_id` when the viewer is the device that sent it, and
+//! `redacted_because` for a redacted event. `unsigned` also
 //! carries `io.axon.seq`, the event's `seq` in the room, which is the
 //! position native clients see.
 //!
@@ -16,11 +17,18 @@ use axon_core::rooms::ServedEvent;
 use ruma::serde::Raw;
 use serde_json::{Map, Value, json};
 
+use crate::auth::User;
 use crate::error::MatrixError;
 
-/// The event as `ClientEvent` JSON.
-pub fn client_event(served: &ServedEvent) -> Value {
+/// The event as `ClientEvent` JSON, as `viewer` sees it.
+pub fn client_event(served: &ServedEvent, viewer: &User) -> Value {
     let mut out = event_json(&served.event);
+    if let Some(txn) = &served.txn
+        && served.event.sender == viewer.user_id
+        && txn.device_id == viewer.device_id
+    {
+        out["unsigned"]["transaction_id"] = txn.txn_id.as_str().into();
+    }
     if let Some(redaction) = &served.redacted_because {
         out["unsigned"]["redacted_because"] = event_json(redaction);
     }
@@ -61,9 +69,12 @@ pub fn raw<T>(value: &Value) -> Result<Raw<T>, MatrixError> {
         .map_err(|e| MatrixError::Internal(format!("encoding an event: {e}")))
 }
 
-/// Served events as `Raw` client events.
-pub fn raw_events<T>(events: &[ServedEvent]) -> Result<Vec<Raw<T>>, MatrixError> {
-    events.iter().map(|e| raw(&client_event(e))).collect()
+/// Served events as `Raw` client events, as `viewer` sees them.
+pub fn raw_events<T>(events: &[ServedEvent], viewer: &User) -> Result<Vec<Raw<T>>, MatrixError> {
+    events
+        .iter()
+        .map(|e| raw(&client_event(e, viewer)))
+        .collect()
 }
 
 /// The token of a position.

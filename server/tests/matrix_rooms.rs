@@ -782,6 +782,12 @@ async fn send_read_paginate_and_redact() {
     assert_eq!(e.json["sender"], "@alice:localhost");
     assert_eq!(e.json["type"], "m.room.message");
     assert!(e.json.get("state_key").is_none());
+    assert!(
+        e.json["unsigned"].get("transaction_id").is_none(),
+        "only the sending device sees its transaction id"
+    );
+    let own = get(addr, &path(&format!("event/{first}")), Some(&alice)).await;
+    assert_eq!(own.json["unsigned"]["transaction_id"], "txn1", "{own:?}");
     let r = get(addr, &path("event/$nope"), Some(&bob)).await;
     assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
     let r = get(addr, &path(&format!("event/{first}")), Some(&carol)).await;

@@ -157,3 +157,108 @@ impl RoomCreation {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::ids::EventId;
+    use crate::room::{Preset, RoomState, authorize};
+
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    /// Runs the events through the auth rules as the sequencer would.
+    fn sequence(events: Vec<NewEvent>) -> Result<RoomState, crate::room::AuthError> {
+        let mut state: Option<RoomState> = None;
+        for (i, new) in events.into_iter().enumerate() {
+            authorize(state.as_ref(), &new)?;
+            let event = Event {
+                event_id: EventId::random(),
+                room_id: new.room_id.clone(),
+                sender: new.sender.clone(),
+                event_type: new.event_type,
+                state_key: new.state_key,
+                content: new.content,
+                origin_server_ts: 0,
+                seq: i as u64 + 1,
+                pos: i as u64 + 1,
+            };
+            state
+                .get_or_insert_with(|| RoomState::new(new.room_id, new.sender))
+                .apply(&event);
+        }
+        Ok(state.expect("at least the create event"))
+    }
+
+    #[test]
+    fn a_preset_room_passes_the_auth_rules_in_the_spec_order() {
+        let (alice, bob) = (user("@alice:x"), user("@bob:x"));
+        let room = RoomId::parse("!r:x").unwrap();
+        let preset = Preset::TrustedPrivateChat;
+        let mut c = RoomCreation::new(room, alice.clone());
+        c.join_rule = preset.join_rule();
+        c.power_levels = Some(preset.power_levels(&alice, std::slice::from_ref(&bob)));
+        c.power_levels_override = Some(
+            serde_json::json!({"events_default": 10})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        c.canonical_alias = Some("#r:x".into());
+        c.history_visibility = Some(preset.history_visibility().into());
+        c.guest_access = Some(preset.guest_access().into());
+        c.initial_state = vec![("org.example".into(), "".into(), Bytes::from_static(b"{}"))];
+        c.name = Some("Room".into());
+        c.invites = vec![bob.clone()];
+        c.is_direct = true;
+        let events = c.events();
+        let order: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                types::CREATE,
+                types::MEMBER,
+                types::POWER_LEVELS,
+                types::CANONICAL_ALIAS,
+                types::JOIN_RULES,
+                types::HISTORY_VISIBILITY,
+                types::GUEST_ACCESS,
+                "org.example",
+                types::NAME,
+                types::MEMBER,
+            ]
+        );
+        let state = sequence(events).expect("the creator may write every initial event");
+        assert_eq!(state.join_rule(), JoinRule::Invite);
+        assert_eq!(state.membership(&bob), Some(Membership::Invite));
+        let pl = state.power_levels();
+        assert_eq!(
+            pl.user_level(&bob),
+            100,
+            "trusted: invitees at the creator's level"
+        );
+        assert_eq!(
+            pl.events_default, 10,
+            "the override is laid over the preset"
+        );
+    }
+
+    #[test]
+    fn an_override_that_demotes_the_creator_stops_the_room() {
+        let alice = user("@alice:x");
+        let mut c = RoomCreation::new(RoomId::parse("!r:x").unwrap(), alice.clone());
+        c.power_levels_override = Some(
+            serde_json::json!({"users": {"@alice:x": 0}, "state_default": 50})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        c.name = Some("Room".into());
+        assert!(
+            sequence(c.events()).is_err(),
+            "the name needs 50 and the override left the creator at 0"
+        );
+    }
+}

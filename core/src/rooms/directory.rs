@@ -170,8 +170,11 @@ impl Rooms {
             .into_iter()
             .filter(|r| after.is_none_or(|a| r.as_str() > a.as_str()))
         {
-            let Ok(entry) = self.public_room(&room).await else {
-                continue;
+            let entry = match self.public_room(&room).await {
+                Ok(entry) => entry,
+                // Published, then gone: nothing to show.
+                Err(RoomsError::RoomNotFound) => continue,
+                Err(e) => return Err(e),
             };
             if let Some(needle) = &needle {
                 let hit = [&entry.name, &entry.topic, &entry.canonical_alias]

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{EventFilter, Rooms, RoomsError};
-use crate::event::{Event, types};
+use crate::event::{Event, TxnId, types};
 use crate::ids::{EventId, RoomId, UserId};
 use crate::room::{Membership, RoomState, RoomVersion, redact_content};
 use crate::store::Direction;
@@ -24,6 +24,9 @@ pub struct ServedEvent {
     pub event: Event,
     /// The redaction that stripped it.
     pub redacted_because: Option<Event>,
+    /// The device and transaction id it was sent with, if any (a face shows
+    /// the transaction id to the sending device only).
+    pub txn: Option<TxnId>,
 }
 
 /// One page of a room's timeline.
@@ -278,10 +281,12 @@ impl Rooms {
         version: RoomVersion,
         mut event: Event,
     ) -> Result<ServedEvent, RoomsError> {
+        let txn = self.store.event_txn(&event.event_id).await?;
         let Some(redaction) = self.store.redaction_of(&event.event_id).await? else {
             return Ok(ServedEvent {
                 event,
                 redacted_because: None,
+                txn,
             });
         };
         let pl = state.power_levels();
@@ -291,6 +296,7 @@ impl Rooms {
             return Ok(ServedEvent {
                 event,
                 redacted_because: None,
+                txn,
             });
         }
         let content = serde_json::from_slice(&event.content).unwrap_or(serde_json::Value::Null);
@@ -299,6 +305,7 @@ impl Rooms {
         Ok(ServedEvent {
             event,
             redacted_because: Some(redaction),
+            txn,
         })
     }
 }

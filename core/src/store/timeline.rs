@@ -117,6 +117,11 @@ pub trait TimelineStore: Send + Sync + 'static {
     /// The result of an earlier send with this transaction key.
     async fn txn(&self, key: &TxnKey) -> Result<Option<TxnRecord>, StoreError>;
 
+    /// The transaction (device and client transaction id) whose send
+    /// created `event`, if it was sent with one (written with the batch's
+    /// transaction records).
+    async fn event_txn(&self, event: &EventId) -> Result<Option<TxnId>, StoreError>;
+
     /// Makes everything written so far durable (used at shutdown and by
     /// stores configured to not fsync every batch).
     async fn flush(&self) -> Result<(), StoreError>;

@@ -206,7 +206,9 @@ pub async fn members(
             req.not_membership.as_ref().map(membership).transpose()?,
         )
         .await?;
-    Ok(get_member_events::v3::Response::new(raw_events(&events)?))
+    Ok(get_member_events::v3::Response::new(raw_events(
+        &events, &user,
+    )?))
 }
 
 /// `GET /rooms/{roomId}/joined_members`.

@@ -47,8 +47,8 @@ pub async fn messages(
     let mut response = get_message_events::v3::Response::new();
     response.start = token(page.start);
     response.end = page.end.map(token);
-    response.chunk = raw_events(&page.events)?;
-    response.state = raw_events(&page.members)?;
+    response.chunk = raw_events(&page.events, &user)?;
+    response.state = raw_events(&page.members, &user)?;
     Ok(response)
 }
 
@@ -62,7 +62,7 @@ pub async fn event(
     let id = core_event(&req.event_id)?;
     let served = matrix.rooms().event(&user.user_id, &room, &id).await?;
     Ok(get_room_event::v3::Response::new(raw(&client_event(
-        &served,
+        &served, &user,
     ))?))
 }
 
@@ -91,10 +91,10 @@ pub async fn context(
                 .max(after.events.last().map_or(0, |e| e.event.seq)),
         ),
     ));
-    response.events_before = raw_events(&before.events)?;
-    response.event = Some(raw(&client_event(&served))?);
-    response.events_after = raw_events(&after.events)?;
-    response.state = raw_events(&state)?;
+    response.events_before = raw_events(&before.events, &user)?;
+    response.event = Some(raw(&client_event(&served, &user))?);
+    response.events_after = raw_events(&after.events, &user)?;
+    response.state = raw_events(&state, &user)?;
     Ok(response)
 }
 

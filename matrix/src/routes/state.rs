@@ -20,7 +20,9 @@ pub async fn all(
 ) -> Result<get_state_events::v3::Response, MatrixError> {
     let room = core_room(&req.room_id)?;
     let events = matrix.rooms().state_events(&user.user_id, &room).await?;
-    Ok(get_state_events::v3::Response::new(raw_events(&events)?))
+    Ok(get_state_events::v3::Response::new(raw_events(
+        &events, &user,
+    )?))
 }
 
 /// `GET /rooms/{roomId}/state/{eventType}/{stateKey}`: the content, or the
@@ -40,7 +42,7 @@ pub async fn one(
             &req.state_key,
         )
         .await?;
-    let event = client_event(&served);
+    let event = client_event(&served, &user);
     let body = match req.format {
         get_state_event_for_key::v3::StateEventFormat::Event => event,
         _ => event["content"].clone(),

@@ -16,7 +16,8 @@
 //! (room, type, state key) → seq; `memberships` (user, room) → membership;
 //! `txns`; `users`; `devices`; `tokens`; `device_tokens`; `receipts`;
 //! `account_data`; `redactions` redacted event id → events key of the
-//! redaction; `aliases` alias → record; `room_aliases` (room, alias);
+//! redaction; `event_txns` event id → the device and transaction id that
+//! sent it; `aliases` alias → record; `room_aliases` (room, alias);
 //! `published` room; `meta` (layout version). An append writes all of its
 //! records in one fjall write batch, which the journal makes atomic.
 //!
@@ -81,6 +82,7 @@ struct Keyspaces {
     receipts: Keyspace,
     account_data: Keyspace,
     redactions: Keyspace,
+    event_txns: Keyspace,
     aliases: Keyspace,
     room_aliases: Keyspace,
     published: Keyspace,
@@ -138,6 +140,7 @@ impl EmbeddedStore {
             receipts: open("receipts")?,
             account_data: open("account_data")?,
             redactions: open("redactions")?,
+            event_txns: open("event_txns")?,
             aliases: open("aliases")?,
             room_aliases: open("room_aliases")?,
             published: open("published")?,

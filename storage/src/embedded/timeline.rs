@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axon_core::StoreError;
-use axon_core::event::Event;
+use axon_core::event::{Event, TxnId};
 use axon_core::ids::{EventId, RoomId, UserId};
 use axon_core::room::Membership;
 use axon_core::shard::ShardId;
@@ -128,6 +128,11 @@ impl Inner {
             }
             for (key, record) in &batch.txns {
                 wb.insert(&ks.txns, keys::txn(key), codec::encode(record)?);
+                wb.insert(
+                    &ks.event_txns,
+                    record.event_id.as_str(),
+                    codec::encode(&key.txn)?,
+                );
             }
             self.commit(commit, wb)?
         };
@@ -292,6 +297,13 @@ impl TimelineStore for EmbeddedStore {
         let inner = &self.inner;
         read(&inner.view(), &inner.ks.txns, keys::txn(key))?
             .map(|v| codec::decode("txn record", &v))
+            .transpose()
+    }
+
+    async fn event_txn(&self, event: &EventId) -> Result<Option<TxnId>, StoreError> {
+        let inner = &self.inner;
+        read(&inner.view(), &inner.ks.event_txns, event.as_str())?
+            .map(|v| codec::decode("event txn", &v))
             .transpose()
     }
 
