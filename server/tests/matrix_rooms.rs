@@ -469,6 +469,14 @@ async fn membership_follows_join_rules_power_levels_and_bans() {
     let not_left = get(addr, &path("members?not_membership=leave"), Some(&alice)).await;
     assert_eq!(not_left.json["chunk"][0]["state_key"], "@alice:localhost");
 
+    // As of a point in the past: at t2 only alice had joined.
+    let early = get(addr, &path("members?at=t2"), Some(&alice)).await;
+    let early = early.json["chunk"].as_array().unwrap().clone();
+    assert_eq!(early.len(), 1, "{early:?}");
+    assert_eq!(early[0]["state_key"], "@alice:localhost");
+    let r = get(addr, &path("members?at=junk"), Some(&alice)).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_INVALID_PARAM"));
+
     // Knocking, once the join rule allows it.
     let r = post(addr, &format!("{V3}/knock/{room}"), Some(&carol), json!({})).await;
     assert_eq!(

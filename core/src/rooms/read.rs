@@ -234,19 +234,24 @@ impl Rooms {
     }
 
     /// The room's member events, for a member: only `membership` when
-    /// given, never `not_membership`.
+    /// given, never `not_membership`; as of position `at` when given (the
+    /// member events up to it, found by walking the timeline from the
+    /// start, so the cost grows with the room's history).
     pub async fn members(
         &self,
         user: &UserId,
         room: &RoomId,
+        at: Option<u64>,
         membership: Option<Membership>,
         not_membership: Option<Membership>,
     ) -> Result<Vec<ServedEvent>, RoomsError> {
         let state = self.readable(user, room).await?;
-        let mut events: Vec<Event> = self
-            .store
-            .state_events(room)
-            .await?
+        let head = self.store.room_head(room).await?.unwrap_or(0);
+        let current = match at {
+            Some(at) if at < head => self.member_events_at(room, at).await?,
+            _ => self.store.state_events(room).await?,
+        };
+        let mut events: Vec<Event> = current
             .into_iter()
             .filter(|e| {
                 let Some((_, m)) = e.membership_change() else {
@@ -257,6 +262,30 @@ impl Rooms {
             .collect();
         events.sort_by_key(|e| e.seq);
         self.serve_all(&state, events).await
+    }
+
+    /// The latest member event of each user with `seq` up to `at`.
+    async fn member_events_at(&self, room: &RoomId, at: u64) -> Result<Vec<Event>, RoomsError> {
+        let mut latest: std::collections::HashMap<String, Event> = Default::default();
+        let mut next = 1;
+        while next <= at {
+            let batch = self
+                .store
+                .events(room, next, at, Direction::Forward, SCAN_STEP * 10)
+                .await?;
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                break;
+            };
+            next = last + 1;
+            for e in batch {
+                if e.event_type == types::MEMBER
+                    && let Some(key) = &e.state_key
+                {
+                    latest.insert(key.clone(), e);
+                }
+            }
+        }
+        Ok(latest.into_values().collect())
     }
 
     async fn serve_all(

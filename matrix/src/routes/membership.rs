@@ -16,7 +16,7 @@ use ruma::events::room::member::MembershipState;
 
 use crate::auth::User;
 use crate::error::MatrixError;
-use crate::events::raw_events;
+use crate::events::{position, raw_events};
 use crate::ids::{core_room, core_user, ruma_room, ruma_user};
 use crate::state::Matrix;
 
@@ -188,9 +188,8 @@ pub async fn joined(
     Ok(joined_rooms::v3::Response::new(rooms))
 }
 
-/// `GET /rooms/{roomId}/members` with the `membership` and
-/// `not_membership` filters; `at` is not honoured (the current members are
-/// returned).
+/// `GET /rooms/{roomId}/members` with the `membership`, `not_membership`
+/// and `at` (a `/messages` token) filters.
 pub async fn members(
     State(matrix): State<Matrix>,
     user: User,
@@ -202,6 +201,7 @@ pub async fn members(
         .members(
             &user.user_id,
             &room,
+            req.at.as_deref().map(position).transpose()?,
             req.membership.as_ref().map(membership).transpose()?,
             req.not_membership.as_ref().map(membership).transpose()?,
         )
@@ -220,7 +220,7 @@ pub async fn joined_members_of(
     let room = core_room(&req.room_id)?;
     let events = matrix
         .rooms()
-        .members(&user.user_id, &room, Some(Membership::Join), None)
+        .members(&user.user_id, &room, None, Some(Membership::Join), None)
         .await?;
     let mut joined = BTreeMap::new();
     for served in events {
