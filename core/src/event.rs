@@ -29,6 +29,16 @@ pub mod types {
     pub const TOPIC: &str = "m.room.topic";
     /// A chat message.
     pub const MESSAGE: &str = "m.room.message";
+    /// Redacts another event (`content.redacts`, room version 11).
+    pub const REDACTION: &str = "m.room.redaction";
+    /// The room's main alias.
+    pub const CANONICAL_ALIAS: &str = "m.room.canonical_alias";
+    /// Who may read the history.
+    pub const HISTORY_VISIBILITY: &str = "m.room.history_visibility";
+    /// Whether guests may join.
+    pub const GUEST_ACCESS: &str = "m.room.guest_access";
+    /// The room's avatar.
+    pub const AVATAR: &str = "m.room.avatar";
 }
 
 /// A stored, sequenced event. Content is JSON bytes that the hot path never parses.
@@ -71,6 +81,20 @@ impl Event {
         Some((user, crate::room::state::parse_membership(&self.content)?))
     }
 
+    /// The event an `m.room.redaction` redacts (`content.redacts`, as room
+    /// version 11 has it); `None` for other events or without a valid id.
+    pub fn redacts(&self) -> Option<EventId> {
+        #[derive(Deserialize)]
+        struct Redaction {
+            redacts: String,
+        }
+        if self.event_type != types::REDACTION {
+            return None;
+        }
+        let r: Redaction = serde_json::from_slice(&self.content).ok()?;
+        EventId::parse(&r.redacts).ok()
+    }
+
     /// This event as the wire view the frame encoder takes.
     pub fn wire_view(&self) -> axon_schemas::EventView<'_> {
         axon_schemas::EventView {
@@ -106,7 +130,7 @@ pub struct NewEvent {
 }
 
 /// The client side of idempotency: which device sent which transaction id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TxnId {
     /// The sending device.
     pub device_id: DeviceId,

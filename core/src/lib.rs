@@ -19,6 +19,9 @@
 //!   one connection, behind both the WebSocket and the QUIC face.
 //! - [`ephemeral`] — [`Ephemeral`]: typing notices, presence and receipt
 //!   fan-out, in memory, never part of a timeline.
+//! - [`rooms`] — [`Rooms`]: room creation with presets, membership
+//!   changes, the alias directory, reads that check membership, sends and
+//!   redactions — what the faces ask of rooms, every rule decided in core.
 //! - [`accounts`] — users, passwords (Argon2id), hashed tokens, [`Accounts`].
 //! - [`store`] — the storage traits that `axon-storage` implements.
 //! - [`clock`] — the time events carry.
@@ -33,6 +36,7 @@ pub mod ephemeral;
 pub mod event;
 pub mod ids;
 pub mod room;
+pub mod rooms;
 pub mod router;
 pub mod sequencer;
 pub mod session;
@@ -44,6 +48,7 @@ pub use ephemeral::Ephemeral;
 pub use event::{Event, NewEvent, TxnId};
 pub use ids::{DeviceId, EventId, RoomId, ServerName, UserId};
 pub use room::{Membership, RoomCreation, RoomState};
+pub use rooms::{Rooms, RoomsError};
 pub use router::{DeliveryCursor, RoomRouter, RoutedEvent, SubscriberQueue};
 pub use sequencer::{AppendError, Appended, Sequencer, SequencerConfig};
 pub use session::{CloseReason, Services, Session, SessionConfig};

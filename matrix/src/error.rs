@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axon_core::accounts::AccountsError;
 use axon_core::accounts::password::PasswordError;
+use axon_core::rooms::RoomsError;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -84,6 +85,15 @@ pub enum MatrixError {
         /// Why the attempted stage failed, if one was attempted.
         failure: Option<Box<MatrixError>>,
     },
+    /// `M_ROOM_IN_USE` (400): `createRoom` with an alias that is taken.
+    #[error("room alias already taken")]
+    RoomInUse,
+    /// `M_ROOM_IN_USE` (409): the alias to create exists already.
+    #[error("room alias already exists")]
+    AliasExists,
+    /// `M_UNSUPPORTED_ROOM_VERSION` (400).
+    #[error("{0}")]
+    UnsupportedRoomVersion(String),
     /// `M_UNKNOWN` (500): the server failed (the store, usually). The detail
     /// is logged, not sent.
     #[error("internal error: {0}")]
@@ -109,6 +119,8 @@ impl MatrixError {
             Self::InvalidParam(_) => "M_INVALID_PARAM",
             Self::UserDeactivated => "M_USER_DEACTIVATED",
             Self::GuestAccessForbidden => "M_GUEST_ACCESS_FORBIDDEN",
+            Self::RoomInUse | Self::AliasExists => "M_ROOM_IN_USE",
+            Self::UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
             Self::Unknown(_) | Self::Internal(_) => "M_UNKNOWN",
             Self::AuthRequired { failure, .. } => {
                 failure.as_deref().map_or("M_FORBIDDEN", Self::errcode)
@@ -135,7 +147,10 @@ impl MatrixError {
             | Self::InvalidUsername(_)
             | Self::WeakPassword(_)
             | Self::InvalidParam(_)
+            | Self::RoomInUse
+            | Self::UnsupportedRoomVersion(_)
             | Self::Unknown(_) => StatusCode::BAD_REQUEST,
+            Self::AliasExists => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -219,6 +234,27 @@ impl From<AccountsError> for MatrixError {
                 Self::WeakPassword(PasswordError::BadLength.to_string())
             }
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<RoomsError> for MatrixError {
+    fn from(e: RoomsError) -> Self {
+        match e {
+            RoomsError::RoomNotFound => Self::NotFound("Room not found".into()),
+            RoomsError::EventNotFound => Self::NotFound("Event not found".into()),
+            RoomsError::AliasNotFound => Self::NotFound("Room alias not found".into()),
+            RoomsError::AliasInUse => Self::RoomInUse,
+            RoomsError::UnsupportedRoomVersion(v) => {
+                Self::UnsupportedRoomVersion(format!("room version {v} is not supported"))
+            }
+            e @ (RoomsError::Forbidden(_) | RoomsError::NotAllowed(_)) => {
+                Self::Forbidden(e.to_string())
+            }
+            e @ (RoomsError::InvalidAlias(_) | RoomsError::BadRequest(_)) => {
+                Self::InvalidParam(e.to_string())
+            }
+            RoomsError::Unavailable(detail) => Self::Internal(detail),
         }
     }
 }

@@ -23,13 +23,16 @@
 //! - [`config`] — [`MatrixConfig`]: registration mode, limits.
 //! - [`state`] — [`Matrix`], the state every handler gets.
 //! - [`ids`] — conversions between core's ids and ruma's.
+//! - [`events`] — core's events as `ClientEvent` JSON; pagination tokens.
 //! - [`routes`] — the handlers: `discovery`, `register`, `login`,
-//!   `account`, `profile`.
+//!   `account`, `profile`, `room_create`, `membership`, `directory`,
+//!   `state`, `send`, `messages`.
 
 pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod rate_limit;
 pub mod request;

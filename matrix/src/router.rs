@@ -76,16 +76,28 @@ impl RumaRoutes for Router<Matrix> {
             tracing::error!(method = %R::METHOD, "no method filter for a ruma endpoint; not served");
             return self;
         };
-        for path in R::PATH_BUILDER.all_paths() {
+        for path in R::PATH_BUILDER.all_paths().flat_map(with_empty_state_key) {
             let handler = handler.clone();
             self = self.route(
-                &axum_path(path),
+                &path,
                 on(filter, move |state: State<Matrix>, req: Request| {
                     serve::<R, A, H>(state, req, handler)
                 }),
             );
         }
         self
+    }
+}
+
+/// The axum paths for one ruma path. A path that ends in `{state_key}`
+/// also answers without it, with or without the trailing slash: the empty
+/// state key (`/state/m.room.name/`) leaves an empty segment that axum
+/// does not match, and ruma's decoders take the missing key as `""`.
+fn with_empty_state_key(path: &str) -> Vec<String> {
+    let path = axum_path(path);
+    match path.strip_suffix("/{state_key}") {
+        Some(base) => vec![path.clone(), base.to_owned(), format!("{base}/")],
+        None => vec![path],
     }
 }
 
@@ -165,5 +177,20 @@ mod tests {
             axum_path("/_matrix/client/r0/profile/:user_id"),
             "/_matrix/client/r0/profile/{user_id}"
         );
+    }
+
+    #[test]
+    fn a_state_key_path_also_answers_without_the_key() {
+        assert_eq!(
+            with_empty_state_key(
+                "/_matrix/client/v3/rooms/{room_id}/state/{event_type}/{state_key}"
+            ),
+            [
+                "/_matrix/client/v3/rooms/{room_id}/state/{event_type}/{state_key}",
+                "/_matrix/client/v3/rooms/{room_id}/state/{event_type}",
+                "/_matrix/client/v3/rooms/{room_id}/state/{event_type}/",
+            ]
+        );
+        assert_eq!(with_empty_state_key("/a/{b}"), ["/a/{b}"]);
     }
 }

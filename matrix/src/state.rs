@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axon_core::{Accounts, Services, UserId};
+use axon_core::{Accounts, Rooms, Services, UserId};
 
 use crate::config::MatrixConfig;
 use crate::error::MatrixError;
@@ -21,13 +21,17 @@ pub struct Inner {
     pub config: MatrixConfig,
     /// Per-user and per-IP limits.
     pub limits: RateLimits,
+    /// Room operations, every rule decided in core.
+    pub rooms: Rooms,
 }
 
 impl Matrix {
     /// State over the core `services`.
     pub fn new(services: Services, config: MatrixConfig) -> Self {
         let limits = RateLimits::new(config.per_user, config.per_ip);
+        let rooms = Rooms::new(&services);
         Self(Arc::new(Inner {
+            rooms,
             services,
             config,
             limits,
@@ -37,6 +41,11 @@ impl Matrix {
     /// Users, logins, tokens and profiles.
     pub fn accounts(&self) -> &Accounts {
         &self.0.services.accounts
+    }
+
+    /// Rooms: creation, membership, directory, reads and writes.
+    pub fn rooms(&self) -> &Rooms {
+        &self.0.rooms
     }
 
     /// The core services.

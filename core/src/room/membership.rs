@@ -46,6 +46,40 @@ impl Membership {
     pub fn content(self) -> bytes::Bytes {
         bytes::Bytes::from(format!(r#"{{"membership":"{}"}}"#, self.as_str()))
     }
+
+    /// The `content` of an `m.room.member` event with this membership, the
+    /// member's profile, a reason and the `is_direct` flag of invites.
+    pub fn content_with(
+        self,
+        profile: &Profile,
+        reason: Option<&str>,
+        is_direct: bool,
+    ) -> bytes::Bytes {
+        let mut c = serde_json::Map::new();
+        c.insert("membership".into(), self.as_str().into());
+        if let Some(name) = &profile.displayname {
+            c.insert("displayname".into(), name.as_str().into());
+        }
+        if let Some(url) = &profile.avatar_url {
+            c.insert("avatar_url".into(), url.as_str().into());
+        }
+        if let Some(reason) = reason {
+            c.insert("reason".into(), reason.into());
+        }
+        if is_direct {
+            c.insert("is_direct".into(), true.into());
+        }
+        bytes::Bytes::from(serde_json::Value::Object(c).to_string())
+    }
+}
+
+/// What a member event shows of a user: display name and avatar.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Display name.
+    pub displayname: Option<String>,
+    /// Avatar URL (`mxc://`).
+    pub avatar_url: Option<String>,
 }
 
 /// Who may join a room without an invite.

@@ -8,6 +8,7 @@
 //! - [`AccountStore`] — users, devices and hashed access tokens.
 //! - [`ReceiptStore`] — read receipts.
 //! - [`AccountDataStore`] — per-user global and per-room account data.
+//! - [`DirectoryStore`] — room aliases and the public room directory.
 //!
 //! [`Store`] is all of them together, which is what the server wires up.
 //!
@@ -16,6 +17,7 @@
 //! blocking thread.
 
 mod accounts;
+mod directory;
 mod error;
 mod timeline;
 
@@ -23,10 +25,17 @@ pub use accounts::{
     AccountDataRecord, AccountDataStore, AccountStore, DeviceRecord, Receipt, ReceiptStore,
     TokenKind, TokenRecord, UserRecord,
 };
+pub use directory::{AliasRecord, DirectoryStore};
 pub use error::StoreError;
 pub use timeline::{CommitBatch, Direction, TimelineStore, TxnKey, TxnRecord};
 
 /// Every storage trait at once: what a server needs of its store.
-pub trait Store: TimelineStore + AccountStore + ReceiptStore + AccountDataStore {}
+pub trait Store:
+    TimelineStore + AccountStore + ReceiptStore + AccountDataStore + DirectoryStore
+{
+}
 
-impl<T: TimelineStore + AccountStore + ReceiptStore + AccountDataStore> Store for T {}
+impl<T: TimelineStore + AccountStore + ReceiptStore + AccountDataStore + DirectoryStore> Store
+    for T
+{
+}

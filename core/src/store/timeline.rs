@@ -95,6 +95,11 @@ pub trait TimelineStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// The latest `m.room.redaction` event whose `content.redacts` names
+    /// `target` (stores index these in the same write as the events). The
+    /// store does not check that it is allowed to take effect; core does.
+    async fn redaction_of(&self, target: &EventId) -> Result<Option<Event>, StoreError>;
+
     /// The current state events of `room` (one per type and state key).
     async fn state_events(&self, room: &RoomId) -> Result<Vec<Event>, StoreError>;
 
@@ -111,6 +116,11 @@ pub trait TimelineStore: Send + Sync + 'static {
 
     /// The result of an earlier send with this transaction key.
     async fn txn(&self, key: &TxnKey) -> Result<Option<TxnRecord>, StoreError>;
+
+    /// The transaction (device and client transaction id) whose send
+    /// created `event`, if it was sent with one (written with the batch's
+    /// transaction records).
+    async fn event_txn(&self, event: &EventId) -> Result<Option<TxnId>, StoreError>;
 
     /// Makes everything written so far durable (used at shutdown and by
     /// stores configured to not fsync every batch).

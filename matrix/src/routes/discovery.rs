@@ -1,14 +1,17 @@
 //! Discovery: `GET /_matrix/client/versions`, `GET /.well-known/matrix/client`
 //! and `GET /capabilities`.
 
+use axon_core::room::RoomVersion;
 use axum::extract::State;
+use ruma::RoomVersionId;
 use ruma::api::client::discovery::discover_homeserver::{self, HomeserverInfo};
 // m.set_displayname and m.set_avatar_url are deprecated in v1.16 but are
 // what v1.11 clients read.
 #[allow(deprecated)]
 use ruma::api::client::discovery::get_capabilities::v3::{
-    Capabilities, ChangePasswordCapability, GetLoginTokenCapability, SetAvatarUrlCapability,
-    SetDisplayNameCapability, ThirdPartyIdChangesCapability,
+    Capabilities, ChangePasswordCapability, GetLoginTokenCapability, RoomVersionStability,
+    RoomVersionsCapability, SetAvatarUrlCapability, SetDisplayNameCapability,
+    ThirdPartyIdChangesCapability,
 };
 use ruma::api::client::discovery::{get_capabilities, get_supported_versions};
 
@@ -64,5 +67,24 @@ pub async fn capabilities(
     caps.set_avatar_url = SetAvatarUrlCapability::new(true);
     caps.thirdparty_id_changes = ThirdPartyIdChangesCapability::new(false);
     caps.get_login_token = GetLoginTokenCapability::new(false);
+    caps.room_versions = room_versions();
     Ok(get_capabilities::v3::Response::new(caps))
+}
+
+/// The versions `createRoom` accepts, and the default (see
+/// [`axon_core::room::RoomVersion`]).
+fn room_versions() -> RoomVersionsCapability {
+    let available = RoomVersion::SUPPORTED
+        .iter()
+        .filter_map(|v| {
+            Some((
+                RoomVersionId::try_from(*v).ok()?,
+                RoomVersionStability::Stable,
+            ))
+        })
+        .collect();
+    RoomVersionsCapability::new(
+        RoomVersionId::try_from(RoomVersion::default().as_str()).unwrap_or(RoomVersionId::V11),
+        available,
+    )
 }

@@ -3,10 +3,16 @@
 //! and is registered by its ruma request type ([`crate::router`]).
 
 pub mod account;
+pub mod directory;
 pub mod discovery;
 pub mod login;
+pub mod membership;
+pub mod messages;
 pub mod profile;
 pub mod register;
+pub mod room_create;
+pub mod send;
+pub mod state;
 
 use axum::Router;
 
@@ -35,4 +41,33 @@ pub fn all() -> Router<Matrix> {
         .ruma(profile::set_display_name)
         .ruma(profile::avatar_url)
         .ruma(profile::set_avatar_url)
+        .ruma(room_create::create_room)
+        .ruma(membership::join_by_id)
+        .ruma(membership::join_by_id_or_alias)
+        .ruma(membership::knock)
+        .ruma(membership::invite)
+        .ruma(membership::leave)
+        .ruma(membership::kick)
+        .ruma(membership::ban)
+        .ruma(membership::unban)
+        .ruma(membership::forget)
+        .ruma(membership::joined)
+        .ruma(membership::members)
+        .ruma(membership::joined_members_of)
+        .ruma(directory::put_alias)
+        .ruma(directory::get_alias)
+        .ruma(directory::delete_alias)
+        .ruma(directory::room_aliases)
+        .ruma(directory::visibility)
+        .ruma(directory::set_visibility)
+        .ruma(directory::public_rooms)
+        .ruma(directory::public_rooms_filtered)
+        .ruma(state::all)
+        .ruma(state::one)
+        .ruma(state::put)
+        .ruma(send::message)
+        .ruma(send::redact)
+        .ruma(messages::messages)
+        .ruma(messages::event)
+        .ruma(messages::context)
 }

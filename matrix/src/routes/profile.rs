@@ -1,9 +1,8 @@
 //! Profiles: `GET /profile/{userId}`, and `GET`/`PUT` of its `displayname`
 //! and `avatar_url`. Stored with the account in core; anyone may read a
-//! profile, only its owner may change it.
-//!
-//! Not yet: propagating a change as `m.room.member` events into the rooms
-//! the user is joined to (that comes with the rooms slice).
+//! profile, only its owner may change it. A change is carried into every
+//! room the user is joined to as a new `m.room.member` event (core's
+//! `Rooms::propagate_profile`).
 
 use axon_core::store::UserRecord;
 use axum::extract::State;
@@ -71,6 +70,7 @@ pub async fn set_display_name(
         .accounts()
         .set_display_name(&user.user_id, name)
         .await?;
+    matrix.rooms().propagate_profile(&user.user_id).await?;
     Ok(set_display_name::v3::Response::new())
 }
 
@@ -106,6 +106,7 @@ pub async fn set_avatar_url(
         None => None,
     };
     matrix.accounts().set_avatar_url(&user.user_id, url).await?;
+    matrix.rooms().propagate_profile(&user.user_id).await?;
     Ok(set_avatar_url::v3::Response::new())
 }
 

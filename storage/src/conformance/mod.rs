@@ -12,11 +12,13 @@
 //! - [`timeline`] — appends, range reads, heads, the shard stream, the state
 //!   and membership indexes, transaction records, atomicity, concurrency.
 //! - [`accounts`] — users, devices, tokens, receipts, account data.
+//! - [`directory`] — aliases, the public room list, the redaction index.
 //! - reopen persistence sits in [`timeline::reopen_keeps_everything`].
 //!
 //! Behaviours assert with `assert!`/`panic!`: a failure names what broke.
 
 pub mod accounts;
+pub mod directory;
 pub mod timeline;
 
 use std::future::Future;
@@ -72,6 +74,9 @@ macro_rules! conformance_tests {
             accounts::devices_and_token_cascades,
             accounts::receipts_replace_per_key,
             accounts::account_data_global_and_per_room,
+            directory::aliases_create_conflict_list_delete,
+            directory::published_rooms_page_in_id_order,
+            directory::redactions_are_indexed_by_target,
         );
     };
     (@each $new_factory:expr; $($module:ident :: $name:ident),* $(,)?) => {

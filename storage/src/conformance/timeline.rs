@@ -395,7 +395,16 @@ pub async fn txn_records_are_stored_with_the_batch<F: StoreFactory>(f: &F) {
         txns: vec![(key.clone(), record.clone())],
     });
     append(&store, b).await;
-    assert_eq!(ok("txn", store.txn(&key).await), Some(record));
+    assert_eq!(ok("txn", store.txn(&key).await), Some(record.clone()));
+    assert_eq!(
+        ok("event_txn", store.event_txn(&record.event_id).await),
+        Some(key.txn.clone()),
+        "the event names the transaction that sent it"
+    );
+    assert_eq!(
+        ok("event_txn", store.event_txn(&EventId::random()).await),
+        None
+    );
     let other_txn = TxnKey {
         txn: TxnId {
             txn_id: "t2".into(),

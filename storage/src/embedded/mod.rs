@@ -5,7 +5,8 @@
 //! - `codec` — value encoding (format byte + postcard; bad bytes are `Corrupt`).
 //! - `durability` — [`Durability`], the fsync shared by concurrent writers,
 //!   the buffered mode's flusher.
-//! - `timeline`, `accounts`, `receipts`, `account_data` — one trait each.
+//! - `timeline`, `accounts`, `receipts`, `account_data`, `directory` — one
+//!   trait each.
 //!
 //! # Layout on disk
 //!
@@ -14,7 +15,10 @@
 //! (shard, pos) → events key; `heads` room → seq and shard → pos; `state`
 //! (room, type, state key) → seq; `memberships` (user, room) → membership;
 //! `txns`; `users`; `devices`; `tokens`; `device_tokens`; `receipts`;
-//! `account_data`; `meta` (layout version). An append writes all of its
+//! `account_data`; `redactions` redacted event id → events key of the
+//! redaction; `event_txns` event id → the device and transaction id that
+//! sent it; `aliases` alias → record; `room_aliases` (room, alias);
+//! `published` room; `meta` (layout version). An append writes all of its
 //! records in one fjall write batch, which the journal makes atomic.
 //!
 //! Durable writes run on tokio's blocking pool; point reads run inline
@@ -24,6 +28,7 @@
 mod account_data;
 mod accounts;
 mod codec;
+mod directory;
 mod durability;
 mod keys;
 mod receipts;
@@ -76,6 +81,11 @@ struct Keyspaces {
     device_tokens: Keyspace,
     receipts: Keyspace,
     account_data: Keyspace,
+    redactions: Keyspace,
+    event_txns: Keyspace,
+    aliases: Keyspace,
+    room_aliases: Keyspace,
+    published: Keyspace,
 }
 
 struct Inner {
@@ -129,6 +139,11 @@ impl EmbeddedStore {
             device_tokens: open("device_tokens")?,
             receipts: open("receipts")?,
             account_data: open("account_data")?,
+            redactions: open("redactions")?,
+            event_txns: open("event_txns")?,
+            aliases: open("aliases")?,
+            room_aliases: open("room_aliases")?,
+            published: open("published")?,
         };
         check_layout(&db, &open("meta")?)?;
         let sync = Arc::new(GroupSync::new(&db));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axon_core::StoreError;
-use axon_core::event::Event;
+use axon_core::event::{Event, TxnId};
 use axon_core::ids::{EventId, RoomId, UserId};
 use axon_core::room::Membership;
 use axon_core::shard::ShardId;
@@ -20,6 +20,10 @@ use super::{EmbeddedStore, Inner, codec, keys, kv, read};
 /// Tag bytes of the `heads` keyspace.
 const HEAD_ROOM: u8 = b'r';
 const HEAD_SHARD: u8 = b's';
+
+fn key_of(event: &Event) -> Vec<u8> {
+    keys::event(&event.room_id, event.seq)
+}
 
 fn room_head_key(room: &RoomId) -> Vec<u8> {
     keys::KeyBuf::new()
@@ -101,6 +105,9 @@ impl Inner {
                     let state = keys::state(room, &event.event_type, state_key);
                     wb.insert(&ks.state, state, event.seq.to_be_bytes().to_vec());
                 }
+                if let Some(target) = event.redacts() {
+                    wb.insert(&ks.redactions, target.as_str(), key_of(event));
+                }
                 if let Some((user, membership)) = event.membership_change() {
                     wb.insert(
                         &ks.memberships,
@@ -121,6 +128,11 @@ impl Inner {
             }
             for (key, record) in &batch.txns {
                 wb.insert(&ks.txns, keys::txn(key), codec::encode(record)?);
+                wb.insert(
+                    &ks.event_txns,
+                    record.event_id.as_str(),
+                    codec::encode(&key.txn)?,
+                );
             }
             self.commit(commit, wb)?
         };
@@ -240,6 +252,15 @@ impl TimelineStore for EmbeddedStore {
             .await
     }
 
+    async fn redaction_of(&self, target: &EventId) -> Result<Option<Event>, StoreError> {
+        let inner = &self.inner;
+        let v = inner.view();
+        match read(&v, &inner.ks.redactions, target.as_str())? {
+            Some(key) => inner.event_at(&v, &key).map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn state_events(&self, room: &RoomId) -> Result<Vec<Event>, StoreError> {
         let room = room.clone();
         self.blocking(move |inner| inner.state_events(&inner.view(), &room))
@@ -276,6 +297,13 @@ impl TimelineStore for EmbeddedStore {
         let inner = &self.inner;
         read(&inner.view(), &inner.ks.txns, keys::txn(key))?
             .map(|v| codec::decode("txn record", &v))
+            .transpose()
+    }
+
+    async fn event_txn(&self, event: &EventId) -> Result<Option<TxnId>, StoreError> {
+        let inner = &self.inner;
+        read(&inner.view(), &inner.ks.event_txns, event.as_str())?
+            .map(|v| codec::decode("event txn", &v))
             .transpose()
     }
 
