@@ -1958,6 +1958,15 @@ async fn typing_reaches_the_room_and_ends_by_stop_or_timeout() {
     ok(&mut alice_s, &typing_frame(&room, false, 0)).await;
     ephemeral_until(&mut bob_s, |g| *g == typing(vec![&bob])).await;
 
+    // A connection that subscribes now hears who types with `Subscribed`.
+    let mut late = h.open(SessionConfig::default(), &alice_token).await;
+    let frames = ok(&mut late, &subscribe(2, vec![room.as_str()], vec![])).await;
+    assert!(
+        matches!(frames.as_slice(), [Got::Subscribed { .. }, t] if *t == typing(vec![&bob])),
+        "{frames:?}"
+    );
+    drop(late);
+
     // A notice with a short timeout ends by itself.
     ok(&mut alice_s, &typing_frame(&room, true, 100)).await;
     ephemeral_until(&mut bob_s, |g| *g == typing(vec![&bob, &alice])).await;
@@ -2052,6 +2061,14 @@ async fn presence_reaches_rooms_shared_with_the_user_and_goes_offline_with_the_l
         currently_active: true,
     };
     ephemeral_until(&mut bob_s, |g| *g == online).await;
+    // A connection that subscribes later learns it with its `Subscribed`.
+    let mut late = h.open(SessionConfig::default(), &bob_token).await;
+    let frames = ok(&mut late, &subscribe(2, vec![room.as_str()], vec![])).await;
+    assert!(
+        matches!(frames.as_slice(), [Got::Subscribed { .. }, p] if *p == online),
+        "{frames:?}"
+    );
+    drop(late);
 
     let too_long = "x".repeat(2000);
     let frames = ok(

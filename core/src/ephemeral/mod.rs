@@ -35,6 +35,10 @@ use crate::store::{Receipt, Store, StoreError};
 /// How often expired typing notices are looked for.
 const TYPING_SWEEP: Duration = Duration::from_millis(500);
 
+/// Most presence updates sent to a connection that subscribes to a room
+/// (the room's members who are not offline); the rest come as they change.
+pub const PRESENCE_ON_SUBSCRIBE: usize = 256;
+
 /// Receipt types that only their owner may see; never fanned out.
 const PRIVATE_RECEIPTS: &[&str] = &["m.read.private"];
 
@@ -83,12 +87,36 @@ impl Ephemeral {
     }
 
     fn announce_typing(&self, change: &TypingChange) {
-        let users: Vec<&str> = change.users.iter().map(UserId::as_str).collect();
-        let frame = encode(&ServerFrame::TypingUpdate(TypingUpdate {
-            room_id: change.room.as_str(),
-            user_ids: users,
-        }));
-        self.router.publish_ephemeral(&change.room, &frame);
+        self.router
+            .publish_ephemeral(&change.room, &typing_frame(change));
+    }
+
+    /// The room's ephemeral state now, for a connection that just
+    /// subscribed: who is typing (if anyone), and the presence of up to
+    /// [`PRESENCE_ON_SUBSCRIBE`] of `members` who are not offline.
+    pub fn snapshot<'a>(
+        &self,
+        room: &RoomId,
+        members: impl Iterator<Item = &'a UserId>,
+        out: &mut Vec<Bytes>,
+    ) {
+        let typing = self.typing.typing_in(room);
+        if !typing.is_empty() {
+            out.push(typing_frame(&TypingChange {
+                room: room.clone(),
+                users: typing,
+            }));
+        }
+        let now = now_ms();
+        let present = members
+            .filter_map(|user| {
+                let view = self.presence.get(user);
+                (view.state != PresenceState::Offline).then_some((user, view))
+            })
+            .take(PRESENCE_ON_SUBSCRIBE);
+        for (user, view) in present {
+            out.push(presence_frame(user, &view, now));
+        }
     }
 
     /// Fans a stored receipt out to the room, unless its type is private.
@@ -149,18 +177,7 @@ impl Ephemeral {
         view: &PresenceView,
     ) -> Result<(), StoreError> {
         let rooms = self.store.rooms_of_user(user).await?;
-        let now = now_ms();
-        let frame = encode(&ServerFrame::PresenceUpdate(PresenceUpdate {
-            user_id: user.as_str(),
-            state: match view.state {
-                PresenceState::Online => axon_schemas::PresenceState::Online,
-                PresenceState::Unavailable => axon_schemas::PresenceState::Unavailable,
-                PresenceState::Offline => axon_schemas::PresenceState::Offline,
-            },
-            status_msg: view.status_msg.as_deref(),
-            last_active_ago_ms: now.saturating_sub(view.last_active_ms),
-            currently_active: view.currently_active,
-        }));
+        let frame = presence_frame(user, view, now_ms());
         for (room, membership) in rooms {
             if membership == Membership::Join {
                 self.router.publish_ephemeral(&room, &frame);
@@ -168,6 +185,28 @@ impl Ephemeral {
         }
         Ok(())
     }
+}
+
+fn typing_frame(change: &TypingChange) -> Bytes {
+    let users: Vec<&str> = change.users.iter().map(UserId::as_str).collect();
+    encode(&ServerFrame::TypingUpdate(TypingUpdate {
+        room_id: change.room.as_str(),
+        user_ids: users,
+    }))
+}
+
+fn presence_frame(user: &UserId, view: &PresenceView, now_ms: u64) -> Bytes {
+    encode(&ServerFrame::PresenceUpdate(PresenceUpdate {
+        user_id: user.as_str(),
+        state: match view.state {
+            PresenceState::Online => axon_schemas::PresenceState::Online,
+            PresenceState::Unavailable => axon_schemas::PresenceState::Unavailable,
+            PresenceState::Offline => axon_schemas::PresenceState::Offline,
+        },
+        status_msg: view.status_msg.as_deref(),
+        last_active_ago_ms: now_ms.saturating_sub(view.last_active_ms),
+        currently_active: view.currently_active,
+    }))
 }
 
 fn encode(frame: &ServerFrame<'_>) -> Bytes {

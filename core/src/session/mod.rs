@@ -572,6 +572,13 @@ impl Session {
             room_id: room.as_str(),
             head,
         })));
+        // Typing and presence are not replayed like events; the room's
+        // current state stands in for what was missed.
+        if let Ok(Some(state)) = self.services.sequencer.room_state(&room).await {
+            self.services
+                .ephemeral
+                .snapshot(&room, state.members_with(Membership::Join), out);
+        }
         Ok(())
     }
 
