@@ -414,12 +414,7 @@ async fn refusals_are_typed_errors() {
 async fn quic_and_ws_clients_see_the_same_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path()).await;
-    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
-        .await
-        .unwrap();
-    let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
-        .await
-        .unwrap();
+    let (alice, bob) = alice_on_ws_bob_on_quic(&s).await;
     assert_eq!(bob.user_id(), "@bob:localhost");
     assert_eq!(bob.state(), ConnectionState::Connected);
 
@@ -466,12 +461,7 @@ async fn quic_and_ws_clients_see_the_same_timeline() {
 async fn a_lost_quic_connection_resumes_every_event_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path()).await;
-    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
-        .await
-        .unwrap();
-    let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
-        .await
-        .unwrap();
+    let (alice, bob) = alice_on_ws_bob_on_quic(&s).await;
     let head = lose_and_resume(&s, &alice, &bob).await;
 
     // Again, with alice talking all through the loss and the resume, so
@@ -503,6 +493,17 @@ async fn a_lost_quic_connection_resumes_every_event_once_in_order() {
     s.server.shutdown().await.unwrap();
 }
 
+/// Alice connected over WebSocket, bob over QUIC.
+async fn alice_on_ws_bob_on_quic(s: &Setup) -> (Client, Client) {
+    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
+        .await
+        .unwrap();
+    let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
+        .await
+        .unwrap();
+    (alice, bob)
+}
+
 /// The next ephemeral update `wanted` accepts, within 10 s.
 async fn ephemeral_until(
     updates: &mut tokio::sync::broadcast::Receiver<Ephemeral>,
@@ -525,12 +526,7 @@ async fn ephemeral_until(
 async fn typing_receipts_and_presence_cross_websocket_and_quic() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path()).await;
-    let alice = Client::connect(ws_config(&s.server, Auth::Token(s.alice.clone())))
-        .await
-        .unwrap();
-    let bob = Client::connect(quic_config(&s.server, Auth::Token(s.bob.clone())))
-        .await
-        .unwrap();
+    let (alice, bob) = alice_on_ws_bob_on_quic(&s).await;
     alice.subscribe(&s.room).await.unwrap();
     bob.subscribe(&s.room).await.unwrap();
     let mut alice_hears = alice.ephemeral();

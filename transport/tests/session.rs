@@ -297,6 +297,16 @@ async fn live_events(session: &mut Session, count: usize) -> Vec<Got> {
 // ---------------------------------------------------------------------------
 // A server without sockets.
 
+/// Two users in one room, with a subscribed session each.
+struct Pair {
+    alice: UserId,
+    alice_token: String,
+    alice_session: Session,
+    bob: UserId,
+    bob_session: Session,
+    room: RoomId,
+}
+
 struct Harness {
     services: Services,
     server: ServerName,
@@ -428,6 +438,28 @@ impl Harness {
             "expected one Welcome, got {frames:?}"
         );
         session
+    }
+
+    /// Alice and bob, both joined to a new room and each with a session
+    /// subscribed to it (live only).
+    async fn two_subscribed(&self) -> Pair {
+        let (alice, alice_token) = self.user("alice").await;
+        let (bob, bob_token) = self.user("bob").await;
+        let room = self.room(&alice, &[&bob]).await;
+        let alice_session = self
+            .subscribed(SessionConfig::default(), &alice_token, &room)
+            .await;
+        let bob_session = self
+            .subscribed(SessionConfig::default(), &bob_token, &room)
+            .await;
+        Pair {
+            alice,
+            alice_token,
+            alice_session,
+            bob,
+            bob_session,
+            room,
+        }
     }
 
     /// A session that has said hello and subscribed to `room` (live only).
@@ -1137,15 +1169,13 @@ async fn send_rate_limit_answers_with_retry_after_and_stays_open() {
 #[tokio::test]
 async fn live_events_reach_every_subscriber_in_seq_order() {
     let h = Harness::new().await;
-    let (alice, alice_token) = h.user("alice").await;
-    let (bob, bob_token) = h.user("bob").await;
-    let room = h.room(&alice, &[&bob]).await;
-    let mut alice_session = h
-        .subscribed(SessionConfig::default(), &alice_token, &room)
-        .await;
-    let mut bob_session = h
-        .subscribed(SessionConfig::default(), &bob_token, &room)
-        .await;
+    let Pair {
+        alice,
+        mut alice_session,
+        mut bob_session,
+        room,
+        ..
+    } = h.two_subscribed().await;
     let head = h.head(&room).await;
 
     let frames = ok(
@@ -1928,16 +1958,16 @@ fn typing_frame(room: &RoomId, typing: bool, timeout_ms: u32) -> ClientFrame<'_>
 #[tokio::test]
 async fn typing_reaches_the_room_and_ends_by_stop_or_timeout() {
     let h = Harness::new().await;
-    let (alice, alice_token) = h.user("alice").await;
-    let (bob, bob_token) = h.user("bob").await;
+    let Pair {
+        alice,
+        alice_token,
+        alice_session: mut alice_s,
+        bob,
+        bob_session: mut bob_s,
+        room,
+        ..
+    } = h.two_subscribed().await;
     let (_, carol_token) = h.user("carol").await;
-    let room = h.room(&alice, &[&bob]).await;
-    let mut alice_s = h
-        .subscribed(SessionConfig::default(), &alice_token, &room)
-        .await;
-    let mut bob_s = h
-        .subscribed(SessionConfig::default(), &bob_token, &room)
-        .await;
 
     assert_eq!(
         ok(&mut alice_s, &typing_frame(&room, true, 30_000)).await,
@@ -1986,17 +2016,16 @@ async fn typing_reaches_the_room_and_ends_by_stop_or_timeout() {
 #[tokio::test]
 async fn public_receipts_reach_the_room_and_private_ones_do_not() {
     let h = Harness::new().await;
-    let (alice, alice_token) = h.user("alice").await;
-    let (bob, bob_token) = h.user("bob").await;
-    let room = h.room(&alice, &[&bob]).await;
+    let Pair {
+        alice,
+        alice_session: mut alice_s,
+        bob,
+        bob_session: mut bob_s,
+        room,
+        ..
+    } = h.two_subscribed().await;
     let first = h.message(&room, &alice, 1).await;
     let second = h.message(&room, &alice, 2).await;
-    let mut alice_s = h
-        .subscribed(SessionConfig::default(), &alice_token, &room)
-        .await;
-    let mut bob_s = h
-        .subscribed(SessionConfig::default(), &bob_token, &room)
-        .await;
     let receipt = |event_id, receipt_type| {
         ClientFrame::Receipt(Receipt {
             room_id: room.as_str(),
