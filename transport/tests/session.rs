@@ -440,6 +440,16 @@ impl Harness {
         session
     }
 
+    /// How many receipts are stored for `room`.
+    async fn receipt_count(&self, room: &RoomId) -> usize {
+        self.services
+            .store
+            .receipts(room)
+            .await
+            .expect("receipts")
+            .len()
+    }
+
     /// Alice and bob, both joined to a new room and each with a session
     /// subscribed to it (live only).
     async fn two_subscribed(&self) -> Pair {
@@ -1913,15 +1923,7 @@ async fn receipts_are_stored_for_members_only() {
     let mut carol = h.open(SessionConfig::default(), &carol_token).await;
     let frames = ok(&mut carol, &receipt(event.event_id.as_str())).await;
     assert_eq!(frames, vec![soft_error(0, ErrorCode::Forbidden)]);
-    assert_eq!(
-        h.services
-            .store
-            .receipts(&room)
-            .await
-            .expect("receipts")
-            .len(),
-        1
-    );
+    assert_eq!(h.receipt_count(&room).await, 1);
 }
 
 /// Waits for ephemeral frames (typing, receipts, presence) until one
@@ -2052,15 +2054,7 @@ async fn public_receipts_reach_the_room_and_private_ones_do_not() {
         }],
         "the private receipt is not fanned out"
     );
-    assert_eq!(
-        h.services
-            .store
-            .receipts(&room)
-            .await
-            .expect("receipts")
-            .len(),
-        2
-    );
+    assert_eq!(h.receipt_count(&room).await, 2);
 }
 
 #[tokio::test]
