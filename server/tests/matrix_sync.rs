@@ -232,6 +232,26 @@ async fn long_polls_are_woken_by_messages_invites_typing_and_account_data() {
         && e["state_key"] == "@alice:localhost"
         && e["content"]["membership"] == "invite"));
     assert!(stripped.iter().any(|e| e["type"] == "m.room.create"));
+
+    // Accepting it: the room comes whole, with its state, not as a delta.
+    join(addr, &alice, &other).await;
+    let got = sync(addr, &alice, &format!("since={}&timeout=0", next(&got))).await;
+    let joined = &got["rooms"]["join"][&other];
+    let everything: Vec<&Value> = joined["state"]["events"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .chain(timeline(&got, &other))
+        .collect();
+    assert!(
+        everything.iter().any(|e| e["type"] == "m.room.create"),
+        "{joined}"
+    );
+    assert!(
+        everything.iter().any(|e| e["type"] == "m.room.name"),
+        "{joined}"
+    );
+    assert!(got["rooms"]["invite"].get(&other).is_none(), "{got}");
     let since = next(&got);
 
     // A typing notice.
