@@ -158,6 +158,9 @@ async fn initial_then_incremental_sync() {
     // Nothing new: an empty answer at once with timeout 0.
     let quiet = sync(addr, &alice, &format!("since={}&timeout=0", next(&initial))).await;
     assert!(quiet["rooms"]["join"].get(&room).is_none(), "{quiet}");
+    // A long-poll that nothing wakes ends at its timeout, empty.
+    let waited = sync(addr, &alice, &format!("since={}&timeout=300", next(&quiet))).await;
+    assert!(waited["rooms"]["join"].get(&room).is_none(), "{waited}");
 
     say(addr, &alice, &room, "t2", "two").await;
     let inc = sync(addr, &alice, &format!("since={}&timeout=0", next(&quiet))).await;
