@@ -19,6 +19,8 @@
 //!   one connection, behind both the WebSocket and the QUIC face.
 //! - [`ephemeral`] — [`Ephemeral`]: typing notices, presence and receipt
 //!   fan-out, in memory, never part of a timeline.
+//! - [`notify`] — [`UserNotifier`](notify::UserNotifier): wakes a user's
+//!   `/sync` waiters for changes outside their subscribed rooms.
 //! - [`rooms`] — [`Rooms`]: room creation with presets, membership
 //!   changes, the alias directory, reads that check membership, sends and
 //!   redactions — what the faces ask of rooms, every rule decided in core.
@@ -35,6 +37,7 @@ mod encoder;
 pub mod ephemeral;
 pub mod event;
 pub mod ids;
+pub mod notify;
 pub mod room;
 pub mod rooms;
 pub mod router;

@@ -238,6 +238,12 @@ impl From<AccountsError> for MatrixError {
     }
 }
 
+impl From<axon_core::StoreError> for MatrixError {
+    fn from(e: axon_core::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
 impl From<RoomsError> for MatrixError {
     fn from(e: RoomsError) -> Self {
         match e {

@@ -26,7 +26,8 @@
 //! - [`events`] — core's events as `ClientEvent` JSON; pagination tokens.
 //! - [`routes`] — the handlers: `discovery`, `register`, `login`,
 //!   `account`, `profile`, `room_create`, `membership`, `directory`,
-//!   `state`, `send`, `messages`.
+//!   `state`, `send`, `messages`, `sync` (token, filter, collect, rooms,
+//!   wait), `typing`, `receipts`, `presence`, `account_data`, `filter`.
 
 pub mod auth;
 pub mod config;

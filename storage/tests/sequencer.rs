@@ -235,3 +235,44 @@ async fn a_restarted_sequencer_continues_each_room_and_shard() {
     assert_eq!(store.shard_head(shard).await.unwrap(), 15);
     sequencer.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_member_event_wakes_the_user_it_is_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
+    let router = Arc::new(RoomRouter::new());
+    let sequencer = Sequencer::start(store, router.clone(), SequencerConfig::default())
+        .await
+        .unwrap();
+    let server = ServerName::parse("x").unwrap();
+    let alice = UserId::parse("@alice:x").unwrap();
+    let bob = UserId::parse("@bob:x").unwrap();
+    let room = RoomId::random(&server);
+    sequencer
+        .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
+        .await
+        .unwrap();
+    let bob_wakes = router.users().watch(&bob);
+    sequencer
+        .append(msg(&room, &alice, "not about bob", None))
+        .await
+        .unwrap();
+    assert!(
+        !bob_wakes.has_changed().unwrap(),
+        "a message is not about bob"
+    );
+    sequencer
+        .append(NewEvent {
+            room_id: room.clone(),
+            sender: alice.clone(),
+            event_type: "m.room.member".into(),
+            state_key: Some(bob.to_string()),
+            content: axon_core::Membership::Invite.content(),
+            txn: None,
+        })
+        .await
+        .unwrap();
+    // Signalled after the publish, before the sender's answer.
+    assert!(bob_wakes.has_changed().unwrap(), "bob's invite wakes bob");
+    sequencer.shutdown().await;
+}

@@ -6,6 +6,12 @@
 //! - [`typing`] — [`TypingRegistry`]: typing notices with their timeouts.
 //! - [`presence`] — [`PresenceRegistry`]: presence as users set it, and
 //!   offline when a user's last connection closes.
+//! - [`stream`] — [`StreamLog`]: stream positions of typing, receipt,
+//!   presence and account data changes, for Matrix `/sync` tokens.
+//!
+//! Account data is durable (in the store), but its change positions are
+//! kept here with the others: the store has no stream of its own for it,
+//! and a `/sync` waiter needs the same "changed since" and wake-up.
 //!
 //! [`Ephemeral`] ties them to the router: a change is encoded once and
 //! handed to the subscribers of every room it concerns. A presence change
@@ -14,6 +20,7 @@
 //! whole presence, so applying it twice is harmless.
 
 pub mod presence;
+pub mod stream;
 pub mod typing;
 
 use std::sync::{Arc, Weak};
@@ -23,6 +30,7 @@ use axon_schemas::{PresenceUpdate, ReceiptUpdate, ServerFrame, TypingUpdate};
 use bytes::Bytes;
 
 pub use presence::{PresenceRegistry, PresenceState, PresenceView};
+pub use stream::StreamLog;
 pub use typing::{TypingChange, TypingRegistry};
 
 use crate::clock::now_ms;
@@ -48,6 +56,8 @@ pub struct Ephemeral {
     pub typing: TypingRegistry,
     /// Presence.
     pub presence: PresenceRegistry,
+    /// Change positions, for `/sync` tokens.
+    pub streams: Streams,
     router: Arc<RoomRouter>,
     store: Arc<dyn Store>,
 }
@@ -59,6 +69,7 @@ impl Ephemeral {
         let this = Arc::new(Self {
             typing: TypingRegistry::default(),
             presence: PresenceRegistry::default(),
+            streams: Streams::default(),
             router,
             store,
         });
@@ -87,6 +98,8 @@ impl Ephemeral {
     }
 
     fn announce_typing(&self, change: &TypingChange) {
+        // Recorded before the fan-out: a woken waiter must find the change.
+        self.streams.typing.record(&change.room);
         self.router
             .publish_ephemeral(&change.room, &typing_frame(change));
     }
@@ -121,7 +134,10 @@ impl Ephemeral {
 
     /// Fans a stored receipt out to the room, unless its type is private.
     pub fn announce_receipt(&self, receipt: &Receipt) {
+        self.streams.receipts.record(&receipt.room_id);
         if PRIVATE_RECEIPTS.contains(&receipt.receipt_type.as_str()) {
+            // Only the owner's `/sync` shows it; nobody else may be woken.
+            self.router.users().signal(&receipt.user_id);
             return;
         }
         let frame = encode(&ServerFrame::ReceiptUpdate(ReceiptUpdate {
@@ -176,6 +192,9 @@ impl Ephemeral {
         user: &UserId,
         view: &PresenceView,
     ) -> Result<(), StoreError> {
+        self.streams.presence.record(user);
+        // The user's own `/sync` shows their presence too.
+        self.router.users().signal(user);
         let rooms = self.store.rooms_of_user(user).await?;
         let frame = presence_frame(user, view, now_ms());
         for (room, membership) in rooms {
@@ -207,6 +226,31 @@ fn presence_frame(user: &UserId, view: &PresenceView, now_ms: u64) -> Bytes {
         last_active_ago_ms: now_ms.saturating_sub(view.last_active_ms),
         currently_active: view.currently_active,
     }))
+}
+
+/// Stream positions of ephemeral changes (and account data), each a
+/// [`StreamLog`]; a `/sync` token carries one position per log.
+#[derive(Default)]
+pub struct Streams {
+    /// Rooms whose typing set changed.
+    pub typing: StreamLog<RoomId>,
+    /// Rooms with a new receipt (private ones included).
+    pub receipts: StreamLog<RoomId>,
+    /// Users whose presence changed.
+    pub presence: StreamLog<UserId>,
+    /// (user, room) whose account data changed; `None` is global data.
+    pub account_data: StreamLog<(UserId, Option<RoomId>)>,
+}
+
+impl Ephemeral {
+    /// Records that `user`'s account data (of `room`, or global) changed in
+    /// the store, and wakes the user's `/sync`.
+    pub fn account_data_changed(&self, user: &UserId, room: Option<&RoomId>) {
+        self.streams
+            .account_data
+            .record(&(user.clone(), room.cloned()));
+        self.router.users().signal(user);
+    }
 }
 
 fn encode(frame: &ServerFrame<'_>) -> Bytes {

@@ -22,15 +22,7 @@ pub struct EventFilter {
 impl EventFilter {
     /// Whether `event` passes.
     pub fn matches(&self, event: &Event) -> bool {
-        let t = event.event_type.as_str();
-        if self.not_types.iter().any(|p| glob(p, t)) {
-            return false;
-        }
-        if self
-            .types
-            .as_ref()
-            .is_some_and(|types| !types.iter().any(|p| glob(p, t)))
-        {
+        if !self.matches_type(&event.event_type) {
             return false;
         }
         if self.not_senders.contains(&event.sender) {
@@ -39,6 +31,18 @@ impl EventFilter {
         self.senders
             .as_ref()
             .is_none_or(|s| s.contains(&event.sender))
+    }
+}
+
+impl EventFilter {
+    /// Whether an event of type `t` passes `types` and `not_types` (for
+    /// what is not a timeline event: presence, account data, ephemeral).
+    pub fn matches_type(&self, t: &str) -> bool {
+        !self.not_types.iter().any(|p| glob(p, t))
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|p| glob(p, t)))
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`directory`] — aliases and the public room directory.
 //! - [`read`] — state, single events, pages of the timeline, context,
 //!   members; redacted content is stripped here ([`ServedEvent`]).
+//! - [`sync`] — what Matrix `/sync` reads beyond that: rooms left (up to
+//!   the leave), invitees' stripped state, unread counts.
 //! - [`write`] — sends and redactions.
 //! - [`filter`] — [`EventFilter`]: which events a page keeps.
 
@@ -19,6 +21,7 @@ pub mod directory;
 pub mod filter;
 pub mod membership;
 pub mod read;
+pub mod sync;
 pub mod write;
 
 use std::sync::Arc;

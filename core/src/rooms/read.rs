@@ -118,16 +118,29 @@ impl Rooms {
         range: PageRange,
         filter: &EventFilter,
     ) -> Result<Page, RoomsError> {
+        let state = self.readable(user, room).await?;
+        // The shared state's head moves only with state changes; the store's
+        // with every event.
+        let head = self.store.room_head(room).await?.unwrap_or(0);
+        self.page_upto(&state, head, range, filter).await
+    }
+
+    /// [`page`](Self::page) without the membership check, never past
+    /// `head` (the latest event, or for a user who left, their leave).
+    pub(super) async fn page_upto(
+        &self,
+        state: &Arc<RoomState>,
+        head: u64,
+        range: PageRange,
+        filter: &EventFilter,
+    ) -> Result<Page, RoomsError> {
         let PageRange {
             from,
             to,
             dir,
             limit,
         } = range;
-        let state = self.readable(user, room).await?;
-        // The shared state's head moves only with state changes; the store's
-        // with every event.
-        let head = self.store.room_head(room).await?.unwrap_or(0);
+        let room = state.room_id();
         let start = match (from, dir) {
             (Some(p), _) => p.min(head),
             (None, Direction::Backward) => head,
@@ -178,12 +191,12 @@ impl Rooms {
                     members.push(e);
                 }
             }
-            self.serve_all(&state, members).await?
+            self.serve_all(state, members).await?
         } else {
             Vec::new()
         };
         Ok(Page {
-            events: self.serve_all(&state, kept).await?,
+            events: self.serve_all(state, kept).await?,
             start,
             end: (!exhausted).then_some(at),
             members,
@@ -288,7 +301,7 @@ impl Rooms {
         Ok(latest.into_values().collect())
     }
 
-    async fn serve_all(
+    pub(super) async fn serve_all(
         &self,
         state: &Arc<RoomState>,
         events: Vec<Event>,

@@ -13,6 +13,9 @@
 //!   replay: join (subscribe, then replay to the live point), catch-up after a
 //!   lag or gap, in `seq` order without gaps or duplicates (invariant 3).
 //!
+//! The router also holds the [`UserNotifier`], which wakes a user's waiters
+//! (Matrix `/sync`) for changes outside the rooms they subscribe to.
+//!
 //! Each event is encoded once into `Bytes` ([`RoutedEvent::frame`]) and the
 //! same `Arc` goes to every subscriber.
 
@@ -33,6 +36,7 @@ pub use queue::{PushOutcome, QueueSignal, SubscriberQueue};
 
 use crate::event::Event;
 use crate::ids::RoomId;
+use crate::notify::UserNotifier;
 
 /// An event as the router hands it out: the event itself (for consumers that
 /// need fields, like Matrix `/sync`) and its wire frame, encoded once.
@@ -90,6 +94,7 @@ pub struct RoomRouter {
     rooms: papaya::HashMap<RoomId, Arc<SubscriberList>>,
     stripes: [Mutex<()>; STRIPES],
     next_id: AtomicU64,
+    users: UserNotifier,
 }
 
 impl Default for RoomRouter {
@@ -105,6 +110,7 @@ impl RoomRouter {
             rooms: papaya::HashMap::new(),
             stripes: std::array::from_fn(|_| Mutex::new(())),
             next_id: AtomicU64::new(1),
+            users: UserNotifier::default(),
         }
     }
 
@@ -196,6 +202,12 @@ impl RoomRouter {
             .iter()
             .filter(|sub| sub.queue.push_ephemeral(frame))
             .count()
+    }
+
+    /// Wakes waiters per user; lives here because everything that publishes
+    /// (the sequencer, [`Ephemeral`](crate::Ephemeral)) already holds the router.
+    pub fn users(&self) -> &UserNotifier {
+        &self.users
     }
 
     /// How many subscribers `room` has here.

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{AppendError, Appended, Command, RoomStates};
 use crate::clock::now_ms;
 use crate::event::{Event, NewEvent, types};
-use crate::ids::{EventId, RoomId};
+use crate::ids::{EventId, RoomId, UserId};
 use crate::room::{RoomState, authorize};
 use crate::router::{RoomRouter, RoutedEvent};
 use crate::shard::ShardId;
@@ -319,8 +319,22 @@ impl ShardTask {
                     .collect();
                 for event in events {
                     let room = event.room_id.clone();
+                    // A member event about a user who does not subscribe to
+                    // the room yet (an invite, a join from another device)
+                    // must still wake that user's `/sync`.
+                    let target = (event.event_type == types::MEMBER)
+                        .then(|| {
+                            event
+                                .state_key
+                                .as_deref()
+                                .and_then(|k| UserId::parse(k).ok())
+                        })
+                        .flatten();
                     self.router
                         .publish(&room, &RoutedEvent::encode(event, &mut self.encoder));
+                    if let Some(user) = target {
+                        self.router.users().signal(&user);
+                    }
                 }
                 Self::answer(answers, &appended);
             }

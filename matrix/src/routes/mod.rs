@@ -3,16 +3,22 @@
 //! and is registered by its ruma request type ([`crate::router`]).
 
 pub mod account;
+pub mod account_data;
 pub mod directory;
 pub mod discovery;
+pub mod filter;
 pub mod login;
 pub mod membership;
 pub mod messages;
+pub mod presence;
 pub mod profile;
+pub mod receipts;
 pub mod register;
 pub mod room_create;
 pub mod send;
 pub mod state;
+pub mod sync;
+pub mod typing;
 
 use axum::Router;
 
@@ -70,4 +76,16 @@ pub fn all() -> Router<Matrix> {
         .ruma(messages::messages)
         .ruma(messages::event)
         .ruma(messages::context)
+        .ruma(sync::sync)
+        .ruma(typing::typing)
+        .ruma(receipts::receipt)
+        .ruma(receipts::read_markers)
+        .ruma(presence::get)
+        .ruma(presence::set)
+        .ruma(account_data::get_global)
+        .ruma(account_data::set_global)
+        .ruma(account_data::get_room)
+        .ruma(account_data::set_room)
+        .ruma(filter::create)
+        .ruma(filter::get)
 }

@@ -1,0 +1,270 @@
+//! `GET /sync` (spec v1.11): the user's joined, invited and left rooms,
+//! presence of users sharing a room with them, and their account data —
+//! everything since a token, or everything on an initial sync.
+//!
+//! - [`token`] — [`SyncToken`]: a position per shard plus the ephemeral
+//!   stream positions (DESIGN invariant 7).
+//! - [`filter`] — [`SyncFilter`]: inline or stored filters.
+//! - [`collect`] — new events from the shards' streams after the token.
+//! - [`rooms`] — each room's section.
+//! - [`wait`] — [`Waiter`]: the long-poll, woken by the router.
+
+pub mod collect;
+pub mod filter;
+pub mod rooms;
+pub mod token;
+pub mod wait;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axon_core::event::types;
+use axon_core::{Membership, RoomId, ShardId};
+use axum::extract::State;
+use ruma::api::client::sync::sync_events::v3::{Request, Response};
+
+use crate::auth::User;
+use crate::error::MatrixError;
+use crate::events::raw;
+use crate::routes::filter::FILTER_TYPE_PREFIX;
+use crate::routes::presence::{core_state, presence_event};
+use crate::state::Matrix;
+pub use filter::SyncFilter;
+pub use token::SyncToken;
+pub use wait::Waiter;
+
+/// Longest a `/sync` waits, whatever the client asks.
+const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `GET /sync`.
+pub async fn sync(
+    State(matrix): State<Matrix>,
+    user: User,
+    req: Request,
+) -> Result<Response, MatrixError> {
+    let filter = SyncFilter::resolve(&matrix, &user, req.filter.as_ref()).await?;
+    let shards = matrix.services().sequencer.shard_count();
+    let since = req
+        .since
+        .as_deref()
+        .map(|s| SyncToken::parse(s, shards))
+        .transpose()?;
+    set_presence(&matrix, &user, &req.set_presence).await?;
+    let Some(since) = since else {
+        return build(&matrix, &user, &filter, None, true).await;
+    };
+    let timeout = req.timeout.unwrap_or_default().min(MAX_TIMEOUT);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let first = build(&matrix, &user, &filter, Some(&since), req.full_state).await?;
+    if !is_empty(&first) || timeout.is_zero() {
+        return Ok(first);
+    }
+    // Subscribe, then look again: whatever came after the first look and
+    // before the subscription is found by the second.
+    let joined = joined_rooms(&matrix, &user).await?;
+    let mut waiter = Waiter::new(&matrix.services().router, &user.user_id, joined);
+    let mut response = build(&matrix, &user, &filter, Some(&since), false).await?;
+    while is_empty(&response) {
+        if tokio::time::timeout_at(deadline, waiter.woken())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        response = build(&matrix, &user, &filter, Some(&since), false).await?;
+    }
+    Ok(response)
+}
+
+/// Marks the user online (or what `set_presence` says) unless it is
+/// `offline`; only a change is announced, so syncing does not wake everyone
+/// who shares a room with the user on every request.
+async fn set_presence(
+    matrix: &Matrix,
+    user: &User,
+    wanted: &ruma::presence::PresenceState,
+) -> Result<(), MatrixError> {
+    if *wanted == ruma::presence::PresenceState::Offline {
+        return Ok(());
+    }
+    let eph = &matrix.services().ephemeral;
+    let state = core_state(wanted);
+    let current = eph.presence.get(&user.user_id);
+    if current.state != state {
+        eph.set_presence(&user.user_id, state, current.status_msg)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn joined_rooms(matrix: &Matrix, user: &User) -> Result<Vec<RoomId>, MatrixError> {
+    Ok(matrix
+        .services()
+        .store
+        .rooms_of_user(&user.user_id)
+        .await?
+        .into_iter()
+        .filter(|(_, m)| *m == Membership::Join)
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// Whether the user was joined to `room` at the start of the window whose
+/// events in the room are `events`: yes when none of them is about the
+/// user (their membership did not change), else what it was before the
+/// first one that is.
+async fn was_joined(
+    matrix: &Matrix,
+    user: &User,
+    room: &RoomId,
+    events: Option<&[axon_core::Event]>,
+) -> Result<bool, MatrixError> {
+    let first = events.unwrap_or_default().iter().find(|e| {
+        e.event_type == types::MEMBER && e.state_key.as_deref() == Some(user.user_id.as_str())
+    });
+    let Some(first) = first else {
+        return Ok(true);
+    };
+    let before = matrix
+        .rooms()
+        .membership_before(room, &user.user_id, first.seq)
+        .await?;
+    Ok(before == Some(Membership::Join))
+}
+
+/// Nothing for the client: a long-poll keeps waiting.
+fn is_empty(r: &Response) -> bool {
+    r.rooms.join.is_empty()
+        && r.rooms.invite.is_empty()
+        && r.rooms.leave.is_empty()
+        && r.presence.events.is_empty()
+        && r.account_data.events.is_empty()
+}
+
+/// One response: everything after `since` (everything, without one).
+async fn build(
+    matrix: &Matrix,
+    user: &User,
+    filter: &SyncFilter,
+    since: Option<&SyncToken>,
+    full_state: bool,
+) -> Result<Response, MatrixError> {
+    let services = matrix.services();
+    let store = services.store.as_ref();
+    let eph = &services.ephemeral;
+    // Ephemeral heads first: a change after this read is sent (again) next
+    // time rather than lost.
+    let mut next = SyncToken {
+        shards: Vec::new(),
+        typing: eph.streams.typing.head(),
+        receipts: eph.streams.receipts.head(),
+        presence: eph.streams.presence.head(),
+        account_data: eph.streams.account_data.head(),
+    };
+    // The rooms the user is in (in any way) before the window is read.
+    let known: HashSet<RoomId> = store
+        .rooms_of_user(&user.user_id)
+        .await?
+        .into_iter()
+        .map(|(room, _)| room)
+        .collect();
+    let mut window = match since {
+        Some(since) => collect::window(store, &user.user_id, &since.shards, &known).await?,
+        None => {
+            let mut w = collect::Window::default();
+            for shard in 0..services.sequencer.shard_count() {
+                w.positions.push(store.shard_head(ShardId(shard)).await?);
+            }
+            w
+        }
+    };
+    next.shards = std::mem::take(&mut window.positions);
+    // Read after the window, so that every membership change the window
+    // shows is in it.
+    let memberships = store.rooms_of_user(&user.user_id).await?;
+    let account_data = store.all_account_data(&user.user_id).await?;
+    let ctx = rooms::Ctx {
+        matrix,
+        user,
+        filter,
+        since,
+        next: &next,
+        account_data: &account_data,
+    };
+    let mut response = Response::new(next.to_string());
+    let mut sharing = HashSet::new();
+    for (room, membership) in memberships {
+        if !filter.wants_room(&room) {
+            continue;
+        }
+        let new_events = window.events.remove(&room);
+        let touched = window.touched.contains(&room);
+        let ruma_room = crate::ids::ruma_room(&room)?;
+        match membership {
+            Membership::Join => {
+                let state = matrix.rooms().state(&room).await?;
+                sharing.extend(state.members_with(Membership::Join).cloned());
+                let whole = since.is_none()
+                    || full_state
+                    || !was_joined(matrix, user, &room, new_events.as_deref()).await?;
+                if let Some(joined) = rooms::joined(&ctx, &room, new_events, whole).await? {
+                    response.rooms.join.insert(ruma_room, joined);
+                }
+            }
+            Membership::Invite if since.is_none() || touched => {
+                let invited = rooms::invited(&ctx, &room).await?;
+                response.rooms.invite.insert(ruma_room, invited);
+            }
+            Membership::Leave | Membership::Ban if touched => {
+                let was_joined = was_joined(matrix, user, &room, new_events.as_deref()).await?;
+                let events = new_events.unwrap_or_default();
+                let left = rooms::left(&ctx, &room, events, was_joined).await?;
+                response.rooms.leave.insert(ruma_room, left);
+            }
+            Membership::Leave | Membership::Ban if since.is_none() && filter.include_leave => {
+                let leave = store
+                    .state_event(&room, types::MEMBER, user.user_id.as_str())
+                    .await?;
+                let left = rooms::left(&ctx, &room, leave.into_iter().collect(), false).await?;
+                response.rooms.leave.insert(ruma_room, left);
+            }
+            _ => {}
+        }
+    }
+    // Presence of everyone sharing a joined room, the user included.
+    sharing.insert(user.user_id.clone());
+    if filter.presence.matches_type("m.presence") {
+        let changed: Vec<_> = match since {
+            None => sharing.iter().cloned().collect(),
+            Some(s) => eph.streams.presence.changes_since(s.presence),
+        };
+        for u in changed.iter().filter(|u| sharing.contains(*u)) {
+            let view = eph.presence.get(u);
+            if since.is_none() && view.last_active_ms == 0 {
+                continue;
+            }
+            response
+                .presence
+                .events
+                .push(raw(&presence_event(u, &view))?);
+        }
+    }
+    let global_changed = since.is_none_or(|s| {
+        eph.streams
+            .account_data
+            .changed_since(&(user.user_id.clone(), None), s.account_data)
+    });
+    if global_changed {
+        for record in account_data.iter().filter(|r| {
+            r.room_id.is_none()
+                && !r.data_type.starts_with(FILTER_TYPE_PREFIX)
+                && filter.account_data.matches_type(&r.data_type)
+        }) {
+            response
+                .account_data
+                .events
+                .push(raw(&rooms::account_data_event(record))?);
+        }
+    }
+    Ok(response)
+}
