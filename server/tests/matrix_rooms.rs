@@ -9,28 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axon_client::{Auth, Client, ClientConfig};
-use common::matrix::{V3, delete, get, post, put, register, send, start};
+use common::matrix::{V3, create, delete, get, post, put, register, say, send, start};
 use serde_json::{Value, json};
-
-/// Creates a room; returns its id.
-async fn create(addr: SocketAddr, token: &str, body: Value) -> String {
-    let r = post(addr, &format!("{V3}/createRoom"), Some(token), body).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json["room_id"].as_str().unwrap().to_owned()
-}
-
-/// Sends an `m.room.message`; returns the event id.
-async fn say(addr: SocketAddr, token: &str, room: &str, txn: &str, body: &str) -> String {
-    let r = put(
-        addr,
-        &format!("{V3}/rooms/{room}/send/m.room.message/{txn}"),
-        Some(token),
-        json!({"msgtype": "m.text", "body": body}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json["event_id"].as_str().unwrap().to_owned()
-}
 
 /// The current state event of `(type, key)` in `state` (a `/state` answer).
 fn state_of<'a>(state: &'a Value, event_type: &str, key: &str) -> &'a Value {

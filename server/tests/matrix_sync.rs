@@ -14,31 +14,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axon_client::{Auth, Client, ClientConfig, Ephemeral};
-use common::matrix::{V3, get, post, put, register, start};
+use common::matrix::{V3, create, get, post, put, register, say, start};
 use serde_json::{Value, json};
 
 /// A long-poll's own timeout, in ms: longer than [`GUARD`].
 const POLL_MS: u64 = 60_000;
 /// The most a test waits for what it expects.
 const GUARD: Duration = Duration::from_secs(30);
-
-async fn create(addr: SocketAddr, token: &str, body: Value) -> String {
-    let r = post(addr, &format!("{V3}/createRoom"), Some(token), body).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json["room_id"].as_str().unwrap().to_owned()
-}
-
-async fn say(addr: SocketAddr, token: &str, room: &str, txn: &str, body: &str) -> String {
-    let r = put(
-        addr,
-        &format!("{V3}/rooms/{room}/send/m.room.message/{txn}"),
-        Some(token),
-        json!({"msgtype": "m.text", "body": body}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json["event_id"].as_str().unwrap().to_owned()
-}
 
 async fn join(addr: SocketAddr, token: &str, room: &str) {
     let r = post(

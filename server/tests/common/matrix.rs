@@ -123,3 +123,23 @@ pub async fn login(addr: SocketAddr, name: &str, password: &str) -> Reply {
 pub async fn delete(addr: SocketAddr, path: &str, token: Option<&str>) -> Reply {
     send(addr, "DELETE", path, token, None).await
 }
+
+/// Creates a room with the createRoom `body`; returns its id.
+pub async fn create(addr: SocketAddr, token: &str, body: Value) -> String {
+    let r = post(addr, &format!("{V3}/createRoom"), Some(token), body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json["room_id"].as_str().unwrap().to_owned()
+}
+
+/// Sends an `m.room.message` with transaction id `txn`; returns the event id.
+pub async fn say(addr: SocketAddr, token: &str, room: &str, txn: &str, body: &str) -> String {
+    let r = put(
+        addr,
+        &format!("{V3}/rooms/{room}/send/m.room.message/{txn}"),
+        Some(token),
+        json!({"msgtype": "m.text", "body": body}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json["event_id"].as_str().unwrap().to_owned()
+}
