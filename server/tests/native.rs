@@ -212,6 +212,10 @@ async fn wss(server: &Server) -> Client<tokio_rustls::client::TlsStream<TcpStrea
 
 /// A server with users alice and bob in one room; their tokens and the room.
 async fn setup(dir: &std::path::Path) -> (Server, String, String, String) {
+    // The test's TLS clients need a process-wide provider, as the server does.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
     let server = Server::start(loopback_config(dir)).await.unwrap();
     let core = server.core();
     let mut tokens = Vec::new();
@@ -253,9 +257,6 @@ async fn setup(dir: &std::path::Path) -> (Server, String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_and_wss_clients_share_one_timeline_and_resume_without_gaps() {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let dir = tempfile::tempdir().unwrap();
     let (server, alice_token, bob_token, room) = setup(dir.path()).await;
 
@@ -329,9 +330,6 @@ async fn ws_and_wss_clients_share_one_timeline_and_resume_without_gaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_stable_codes_and_does_not_disturb_others() {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let dir = tempfile::tempdir().unwrap();
     let (server, alice_token, bob_token, room) = setup(dir.path()).await;
     let mut bob = ws(&server).await;
@@ -527,9 +525,6 @@ async fn bad_input_scenario<F: Face>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_connections_resumably() {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let dir = tempfile::tempdir().unwrap();
     let (server, alice_token, _bob_token, _room) = setup(dir.path()).await;
     let mut alice = ws(&server).await;
@@ -584,9 +579,6 @@ async fn flood(server: &Server, room: &str, n: usize, pad: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_killed_mid_flood_resumes_with_every_event_exactly_once() {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let dir = tempfile::tempdir().unwrap();
     let (server, _alice_token, bob_token, room) = setup(dir.path()).await;
     let mut bob = ws(&server).await;
@@ -632,9 +624,6 @@ async fn a_connection_killed_mid_flood_resumes_with_every_event_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_does_not_hold_up_the_others_and_catches_up() {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let dir = tempfile::tempdir().unwrap();
     let (server, alice_token, bob_token, room) = setup(dir.path()).await;
     let mut fast = ws(&server).await;
@@ -777,9 +766,6 @@ impl QuicClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_and_quic_clients_see_one_timeline_in_the_same_order() {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let dir = tempfile::tempdir().unwrap();
     let (server, alice_token, bob_token, room) = setup(dir.path()).await;
 

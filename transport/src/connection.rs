@@ -175,6 +175,11 @@ pub fn drive<'a, I: FrameIo + 'a>(
                     Err(IoError::Lost(_)) => break,
                 },
                 _ = session.events_ready(), if session.is_open() => {
+                    // Boxed: one allocation per wake-up buys 144 bytes off
+                    // every idle connection (the replay path's state). The
+                    // writes below stay inline: boxed, they would cost an
+                    // allocation per write and save nothing on WebSocket
+                    // (their state fits in the select's) and 72 bytes on QUIC.
                     let pumped = Box::pin(session.pump_deliveries(&mut events, &mut out)).await;
                     session.pump_ephemeral(&mut ephemeral);
                     pumped
@@ -183,21 +188,21 @@ pub fn drive<'a, I: FrameIo + 'a>(
             if !events.is_empty() {
                 frames_out.increment(events.len() as u64);
                 bytes_out.increment(events.iter().map(|d| d.frame.len() as u64).sum());
-                if Box::pin(io.send_events(&mut events)).await.is_err() {
+                if io.send_events(&mut events).await.is_err() {
                     break;
                 }
             }
             if !ephemeral.is_empty() {
                 frames_out.increment(ephemeral.len() as u64);
                 bytes_out.increment(ephemeral.iter().map(|f| f.len() as u64).sum());
-                if Box::pin(io.send_ephemeral(&mut ephemeral)).await.is_err() {
+                if io.send_ephemeral(&mut ephemeral).await.is_err() {
                     break;
                 }
             }
             if !out.is_empty() {
                 frames_out.increment(out.len() as u64);
                 bytes_out.increment(out.iter().map(|f| f.len() as u64).sum());
-                if Box::pin(io.send(&mut out)).await.is_err() {
+                if io.send(&mut out).await.is_err() {
                     break;
                 }
             }
