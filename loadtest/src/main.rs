@@ -1,0 +1,38 @@
+//! `axon-loadtest`: see the crate documentation and `docs/benchmarks.md`.
+
+use anyhow::bail;
+use axon_loadtest::cli::{Cli, Scenario};
+use axon_loadtest::scenario::{self, Run};
+use clap::Parser as _;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // One TLS provider for the process, installed before any TLS config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let out = cli.common.out.clone();
+        let run = Run::start(cli.common).await?;
+        let report = match cli.scenario {
+            Scenario::Matrix(args) => scenario::matrix::run(run, args).await?,
+            Scenario::Fanout(_)
+            | Scenario::Connections(_)
+            | Scenario::Churn(_)
+            | Scenario::Worker(_) => {
+                bail!("this scenario is not built yet")
+            }
+        };
+        println!("{}", report.table());
+        let (json, html) = report.write(&out)?;
+        println!("  result: {}\n  report: {}", json.display(), html.display());
+        anyhow::Ok(())
+    })
+}
