@@ -63,15 +63,19 @@ impl Readiness {
 pub struct AdminRoutes {
     readiness: Arc<Readiness>,
     metrics: PrometheusHandle,
+    process: Arc<metrics_process::Collector>,
     started: Instant,
 }
 
 impl AdminRoutes {
     /// Routes reporting `readiness` and rendering `metrics`.
     pub fn new(readiness: Arc<Readiness>, metrics: PrometheusHandle) -> Self {
+        let process = metrics_process::Collector::default();
+        process.describe();
         Self {
             readiness,
             metrics,
+            process: Arc::new(process),
             started: Instant::now(),
         }
     }
@@ -88,6 +92,9 @@ impl AdminRoutes {
         match req.uri().path() {
             "/metrics" => {
                 metrics::gauge!("axon_uptime_seconds").set(self.started.elapsed().as_secs_f64());
+                // process_cpu_seconds_total, process_resident_memory_bytes,
+                // process_open_fds, ...: read from /proc at each scrape.
+                self.process.collect();
                 respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",

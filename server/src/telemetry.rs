@@ -110,6 +110,12 @@ pub const CATALOGUE: &[MetricDef] = &[
         "Room subscriptions of local connections.",
     ),
     def(
+        "axon_router_deliveries_total",
+        MetricKind::Counter,
+        Unit::Count,
+        "Events handed to a connection's queue (one per subscriber per event).",
+    ),
+    def(
         "axon_router_lagged_total",
         MetricKind::Counter,
         Unit::Count,

@@ -100,6 +100,9 @@ pub struct Rooms {
     sequencer: Sequencer,
     store: Arc<dyn Store>,
     server_name: ServerName,
+    /// Unread counts as of a room head, so that `/sync` counts only the
+    /// events since (see [`Rooms::unread_count`]).
+    unread: Arc<sync::UnreadCache>,
 }
 
 impl Rooms {
@@ -109,6 +112,7 @@ impl Rooms {
             sequencer: services.sequencer.clone(),
             store: Arc::clone(&services.store),
             server_name: services.accounts.server_name().clone(),
+            unread: Arc::default(),
         }
     }
 

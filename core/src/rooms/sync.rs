@@ -24,6 +24,26 @@ const STRIPPED_STATE: &[&str] = &[
 
 /// Most events read to count unread messages in one room.
 const MAX_UNREAD_SCAN: u64 = 1_000;
+/// Most (user, room) unread counts remembered; past it the cache starts
+/// over (a forgotten count is recounted, at most [`MAX_UNREAD_SCAN`]
+/// events).
+const MAX_UNREAD_CACHED: usize = 200_000;
+
+/// A user's unread count in a room as of `counted_to`, valid while their
+/// read receipt stays at `read_upto`.
+#[derive(Clone, Copy, Debug)]
+struct UnreadMark {
+    read_upto: u64,
+    counted_to: u64,
+    count: u64,
+}
+
+/// Unread counts by (user, room): a `/sync` after new events counts only
+/// those instead of everything after the read receipt.
+#[derive(Default)]
+pub(super) struct UnreadCache {
+    marks: papaya::HashMap<(UserId, RoomId), UnreadMark>,
+}
 /// Most events walked back to find a user's earlier membership; a user
 /// whose last member event is further back has been in the room a long
 /// time, and is taken to be joined.
@@ -116,8 +136,10 @@ impl Rooms {
         Ok(out)
     }
 
-    /// Messages in `room` after `user`'s `m.read` receipt that others sent
-    /// (at most [`MAX_UNREAD_SCAN`] looked at), for a member.
+    /// Messages in `room` after `user`'s `m.read` receipt that others sent,
+    /// for a member. The first count looks at most [`MAX_UNREAD_SCAN`]
+    /// events; later ones (while the receipt stays put) add only the
+    /// events since the previous count.
     pub async fn unread_count(&self, user: &UserId, room: &RoomId) -> Result<u64, RoomsError> {
         self.readable(user, room).await?;
         let head = self.store.room_head(room).await?.unwrap_or(0);
@@ -130,24 +152,51 @@ impl Rooms {
                 read_upto = read_upto.max(e.seq);
             }
         }
-        let from = (read_upto + 1).max(head.saturating_sub(MAX_UNREAD_SCAN) + 1);
-        if from > head {
-            return Ok(0);
+        let key = (user.clone(), room.clone());
+        let cached = self.unread.marks.pin().get(&key).copied();
+        let (from, base) = match cached {
+            Some(m)
+                if m.read_upto == read_upto
+                    && m.counted_to <= head
+                    && head - m.counted_to <= MAX_UNREAD_SCAN =>
+            {
+                (m.counted_to + 1, m.count)
+            }
+            _ => (
+                (read_upto + 1).max(head.saturating_sub(MAX_UNREAD_SCAN) + 1),
+                0,
+            ),
+        };
+        let mut count = base;
+        if from <= head {
+            let events = self
+                .store
+                .events(
+                    room,
+                    from,
+                    head,
+                    Direction::Forward,
+                    MAX_UNREAD_SCAN as usize,
+                )
+                .await?;
+            count += events
+                .iter()
+                .filter(|e| e.sender != *user && e.event_type == types::MESSAGE)
+                .count() as u64;
         }
-        let events = self
-            .store
-            .events(
-                room,
-                from,
-                head,
-                Direction::Forward,
-                MAX_UNREAD_SCAN as usize,
-            )
-            .await?;
-        Ok(events
-            .iter()
-            .filter(|e| e.sender != *user && e.event_type == types::MESSAGE)
-            .count() as u64)
+        let marks = self.unread.marks.pin();
+        if marks.len() >= MAX_UNREAD_CACHED {
+            marks.clear();
+        }
+        marks.insert(
+            key,
+            UnreadMark {
+                read_upto,
+                counted_to: head,
+                count,
+            },
+        );
+        Ok(count)
     }
 
     /// `user`'s own membership in `room` just before the event with `seq`

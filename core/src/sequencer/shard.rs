@@ -317,6 +317,7 @@ impl ShardTask {
                         deduplicated: false,
                     })
                     .collect();
+                let mut delivered = 0;
                 for event in events {
                     let room = event.room_id.clone();
                     // A member event about a user who does not subscribe to
@@ -330,12 +331,17 @@ impl ShardTask {
                                 .and_then(|k| UserId::parse(k).ok())
                         })
                         .flatten();
-                    self.router
-                        .publish(&room, &RoutedEvent::encode(event, &mut self.encoder));
+                    delivered += self
+                        .router
+                        .publish(&room, &RoutedEvent::encode(event, &mut self.encoder))
+                        .delivered;
                     if let Some(user) = target {
                         self.router.users().signal(&user);
                     }
                 }
+                // Counted once per batch: a counter touched per delivery
+                // would be a shared cache line on the fan-out path.
+                metrics::counter!("axon_router_deliveries_total").increment(delivered as u64);
                 Self::answer(answers, &appended);
             }
             Err(e) => {
