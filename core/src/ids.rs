@@ -110,6 +110,14 @@ macro_rules! string_id {
             }
         }
 
+        // Hash and Eq are those of the string (`Arc<str>` hashes as `str`),
+        // so sets and maps of ids can be looked up by `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {

@@ -18,6 +18,7 @@
 mod shard;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -113,6 +114,8 @@ type RoomStates = papaya::HashMap<RoomId, Arc<RoomState>>;
 pub struct Sequencer {
     shards: Arc<[mpsc::Sender<Command>]>,
     states: Arc<RoomStates>,
+    /// Per shard, the last committed `pos`.
+    heads: Arc<[Arc<AtomicU64>]>,
     tasks: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -127,10 +130,13 @@ impl Sequencer {
         let states = Arc::new(RoomStates::new());
         let mut senders = Vec::with_capacity(config.shards as usize);
         let mut tasks = Vec::with_capacity(config.shards as usize);
+        let mut heads = Vec::with_capacity(config.shards as usize);
         for i in 0..config.shards.max(1) {
             let shard = ShardId(i);
             let pos = store.shard_head(shard).await?;
             let (tx, rx) = mpsc::channel(config.queue_depth.max(1));
+            let head = Arc::new(AtomicU64::new(pos));
+            heads.push(Arc::clone(&head));
             let task = shard::ShardTask::new(
                 shard,
                 config.shards.max(1),
@@ -138,6 +144,7 @@ impl Sequencer {
                 Arc::clone(&store),
                 Arc::clone(&router),
                 Arc::clone(&states),
+                head,
                 config.max_batch_events.max(1),
             );
             tasks.push(tokio::spawn(task.run(rx)));
@@ -146,6 +153,7 @@ impl Sequencer {
         Ok(Self {
             shards: senders.into(),
             states,
+            heads: heads.into(),
             tasks: Arc::new(parking_lot::Mutex::new(tasks)),
         })
     }
@@ -153,6 +161,16 @@ impl Sequencer {
     /// Number of shards.
     pub fn shard_count(&self) -> u16 {
         self.shards.len() as u16
+    }
+
+    /// The last `pos` `shard` committed (0 before its first event, or for
+    /// a shard out of range). Events up to it are durable and readable; a
+    /// reader that has seen up to it may skip the shard without a store
+    /// read.
+    pub fn shard_head(&self, shard: ShardId) -> u64 {
+        self.heads
+            .get(usize::from(shard.0))
+            .map_or(0, |h| h.load(Ordering::Acquire))
     }
 
     fn shard_of(&self, room: &RoomId) -> &mpsc::Sender<Command> {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +35,8 @@ pub(super) struct ShardTask {
     store: Arc<dyn TimelineStore>,
     router: Arc<RoomRouter>,
     shared: Arc<RoomStates>,
+    /// The last committed `pos`, for readers (`Sequencer::shard_head`).
+    head: Arc<AtomicU64>,
     max_batch: usize,
     /// Working state of rooms this shard has touched; `None` is "known not to
     /// exist" and is never cached across batches.
@@ -62,8 +65,10 @@ impl ShardTask {
         store: Arc<dyn TimelineStore>,
         router: Arc<RoomRouter>,
         shared: Arc<RoomStates>,
+        head: Arc<AtomicU64>,
         max_batch: usize,
     ) -> Self {
+        head.store(pos, Ordering::Release);
         Self {
             shard,
             shard_count,
@@ -71,6 +76,7 @@ impl ShardTask {
             store,
             router,
             shared,
+            head,
             max_batch,
             rooms: HashMap::new(),
             failed: None,
@@ -300,6 +306,11 @@ impl ShardTask {
             Ok(events) if events.is_empty() => Self::answer(answers, &[]),
             Ok(events) => {
                 metrics::counter!("axon_sequencer_events_total").increment(events.len() as u64);
+                if let Some(last) = events.last() {
+                    // Durable and readable now: readers may skip the shard
+                    // up to here without asking the store.
+                    self.head.store(last.pos, Ordering::Release);
+                }
                 let shared = self.shared.pin();
                 for room in &state_changed {
                     if let Some(state) = self.rooms.get(room) {

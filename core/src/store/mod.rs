@@ -27,7 +27,7 @@ pub use accounts::{
 };
 pub use directory::{AliasRecord, DirectoryStore};
 pub use error::StoreError;
-pub use timeline::{CommitBatch, Direction, TimelineStore, TxnKey, TxnRecord};
+pub use timeline::{CommitBatch, Direction, ShardRead, TimelineStore, TxnKey, TxnRecord};
 
 /// Every storage trait at once: what a server needs of its store.
 pub trait Store:

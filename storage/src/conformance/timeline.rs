@@ -201,6 +201,43 @@ pub async fn shard_stream_pages_in_pos_order<F: StoreFactory>(f: &F) {
     let other = ok("shard_events", store.shard_events(ShardId(4), 0, 10).await);
     assert_eq!(other.len(), 1, "a shard's stream holds only its own events");
     assert!(ok("shard_events", store.shard_events(ShardId(5), 0, 10).await).is_empty());
+
+    // The same stream, loading only room b's events.
+    let only_b = std::sync::Arc::new(std::collections::HashSet::from([b.clone()]));
+    let read = ok(
+        "shard_events_of",
+        store
+            .shard_events_of(ShardId(3), 0, 100, std::sync::Arc::clone(&only_b))
+            .await,
+    );
+    assert_eq!(read.scanned, 15, "every entry is looked at");
+    assert_eq!(read.last_pos, Some(15));
+    assert_eq!(
+        read.events,
+        written
+            .iter()
+            .filter(|e| e.room_id == b)
+            .cloned()
+            .collect::<Vec<_>>(),
+        "only b's events, whole, in pos order"
+    );
+    let page = ok(
+        "shard_events_of",
+        store
+            .shard_events_of(ShardId(3), 4, 3, std::sync::Arc::clone(&only_b))
+            .await,
+    );
+    assert_eq!((page.scanned, page.last_pos), (3, Some(7)));
+    assert_eq!(
+        page.events.iter().map(|e| e.pos).collect::<Vec<_>>(),
+        vec![5],
+        "a page looks at `limit` entries and keeps b's"
+    );
+    let none = ok(
+        "shard_events_of",
+        store.shard_events_of(ShardId(3), 15, 10, only_b).await,
+    );
+    assert_eq!(none, axon_core::store::ShardRead::default());
 }
 
 /// `event` finds any stored event by id; unknown ids are `None`.

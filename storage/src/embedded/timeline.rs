@@ -2,7 +2,7 @@
 //! every index in the same write, and the reads the sequencer and the faces
 //! need.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use axon_core::event::{Event, TxnId};
 use axon_core::ids::{EventId, RoomId, UserId};
 use axon_core::room::Membership;
 use axon_core::shard::ShardId;
-use axon_core::store::{CommitBatch, Direction, TimelineStore, TxnKey, TxnRecord};
+use axon_core::store::{CommitBatch, Direction, ShardRead, TimelineStore, TxnKey, TxnRecord};
 
 use fjall::{Readable, Snapshot};
 
@@ -179,6 +179,37 @@ impl Inner {
             .collect()
     }
 
+    fn shard_events_of(
+        &self,
+        v: &Snapshot,
+        shard: ShardId,
+        after: u64,
+        limit: usize,
+        rooms: &HashSet<RoomId>,
+    ) -> Result<ShardRead, StoreError> {
+        let mut out = ShardRead::default();
+        let Some(first) = after.checked_add(1) else {
+            return Ok(out);
+        };
+        let range = keys::shard_pos(shard, first)..=keys::shard_pos(shard, u64::MAX);
+        for g in v.range(&self.ks.shard_stream, range).take(limit) {
+            let (stream_key, event_key) = kv(g)?;
+            // `shard pos` → `room\0 seq`: the room is read from the index,
+            // and only a kept room's event is loaded.
+            let pos = stream_key
+                .get(2..)
+                .ok_or_else(|| StoreError::Corrupt("short shard stream key".into()))
+                .and_then(keys::be_u64)?;
+            out.last_pos = Some(pos);
+            out.scanned += 1;
+            let (room, _) = keys::split_id(&event_key)?;
+            if rooms.contains(room) {
+                out.events.push(self.event_at(v, &event_key)?);
+            }
+        }
+        Ok(out)
+    }
+
     fn state_events(&self, v: &Snapshot, room: &RoomId) -> Result<Vec<Event>, StoreError> {
         v.prefix(&self.ks.state, keys::room(room))
             .map(|g| {
@@ -250,6 +281,19 @@ impl TimelineStore for EmbeddedStore {
     ) -> Result<Vec<Event>, StoreError> {
         self.blocking(move |inner| inner.shard_events(&inner.view(), shard, after, limit))
             .await
+    }
+
+    async fn shard_events_of(
+        &self,
+        shard: ShardId,
+        after: u64,
+        limit: usize,
+        rooms: Arc<HashSet<RoomId>>,
+    ) -> Result<ShardRead, StoreError> {
+        self.blocking(move |inner| {
+            inner.shard_events_of(&inner.view(), shard, after, limit, &rooms)
+        })
+        .await
     }
 
     async fn redaction_of(&self, target: &EventId) -> Result<Option<Event>, StoreError> {

@@ -169,7 +169,9 @@ async fn build(
         .map(|(room, _)| room)
         .collect();
     let mut window = match since {
-        Some(since) => collect::window(store, &user.user_id, &since.shards, &known).await?,
+        Some(since) => {
+            collect::window(store, &services.sequencer, &user.user_id, &since.shards, known).await?
+        }
         None => {
             let mut w = collect::Window::default();
             for shard in 0..services.sequencer.shard_count() {
