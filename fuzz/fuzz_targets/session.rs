@@ -94,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
             let (frame, tail) = tail.split_at(len);
             rest = tail;
             out.clear();
-            let result = session.on_frame(frame, &mut out).await;
+            let mut result = session.on_frame(frame, &mut out).await;
+            while result.is_ok() && session.has_pending_sends() {
+                let settled = session.sends_settled().await;
+                result = session.answer_sends(settled, &mut out);
+            }
             check(&out, result.is_err());
             if result.is_err() {
                 return;

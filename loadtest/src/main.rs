@@ -23,10 +23,8 @@ fn main() -> anyhow::Result<()> {
         let run = Run::start(cli.common).await?;
         let report = match cli.scenario {
             Scenario::Matrix(args) => scenario::matrix::run(run, args).await?,
-            Scenario::Fanout(_)
-            | Scenario::Connections(_)
-            | Scenario::Churn(_)
-            | Scenario::Worker(_) => {
+            Scenario::Fanout(args) => scenario::fanout::run(run, args).await?,
+            Scenario::Connections(_) | Scenario::Churn(_) | Scenario::Worker(_) => {
                 bail!("this scenario is not built yet")
             }
         };

@@ -174,6 +174,11 @@ pub fn drive<'a, I: FrameIo + 'a>(
                     Err(IoError::Fatal { code, message }) => Err(session.farewell(&mut out, CloseReason::fatal(code, message))),
                     Err(IoError::Lost(_)) => break,
                 },
+                // Sends are acknowledged once durable, while the loop goes
+                // on reading: a client may keep many sends in flight.
+                settled = session.sends_settled(), if session.has_pending_sends() => {
+                    session.answer_sends(settled, &mut out)
+                }
                 _ = session.events_ready(), if session.is_open() => {
                     // Boxed: one allocation per wake-up buys 144 bytes off
                     // every idle connection (the replay path's state). The

@@ -261,7 +261,13 @@ async fn call(
 /// Hands raw bytes to the session.
 async fn raw(session: &mut Session, bytes: &[u8]) -> (Result<(), CloseReason>, Vec<Got>) {
     let mut out = Vec::new();
-    let result = session.on_frame(bytes, &mut out).await;
+    let mut result = session.on_frame(bytes, &mut out).await;
+    // Sends are answered once durable: wait for them, as the connection
+    // loop would.
+    while result.is_ok() && session.has_pending_sends() {
+        let settled = session.sends_settled().await;
+        result = session.answer_sends(settled, &mut out);
+    }
     (result, read(&mut out))
 }
 

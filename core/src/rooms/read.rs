@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::{EventFilter, Rooms, RoomsError};
 use crate::event::{Event, TxnId, types};
 use crate::ids::{EventId, RoomId, UserId};
-use crate::room::{Membership, RoomState, RoomVersion, redact_content};
+use crate::room::{Membership, RoomState, redact_content};
 use crate::store::Direction;
 
 /// An event as a client is shown it.
@@ -24,8 +24,9 @@ pub struct ServedEvent {
     pub event: Event,
     /// The redaction that stripped it.
     pub redacted_because: Option<Event>,
-    /// The device and transaction id it was sent with, if any (a face shows
-    /// the transaction id to the sending device only).
+    /// The device and transaction id it was sent with, if any; looked up
+    /// only when the viewer is the sender (a face shows the transaction id
+    /// to the sending device only).
     pub txn: Option<TxnId>,
 }
 
@@ -72,7 +73,7 @@ impl Rooms {
         let state = self.readable(user, room).await?;
         let mut events = self.store.state_events(room).await?;
         events.sort_by_key(|e| e.seq);
-        self.serve_all(&state, events).await
+        self.serve_all(&state, user, events).await
     }
 
     /// One current state event, for a member.
@@ -89,7 +90,7 @@ impl Rooms {
             .state_event(room, event_type, state_key)
             .await?
             .ok_or(RoomsError::EventNotFound)?;
-        self.serve(&state, self.version(room).await?, event).await
+        self.serve(&state, user, event).await
     }
 
     /// One event of the room, for a member.
@@ -106,7 +107,7 @@ impl Rooms {
             .await?
             .filter(|e| e.room_id == *room)
             .ok_or(RoomsError::EventNotFound)?;
-        self.serve(&state, self.version(room).await?, event).await
+        self.serve(&state, user, event).await
     }
 
     /// A page of the timeline: at most `range.limit` events that pass
@@ -122,7 +123,7 @@ impl Rooms {
         // The shared state's head moves only with state changes; the store's
         // with every event.
         let head = self.store.room_head(room).await?.unwrap_or(0);
-        self.page_upto(&state, head, range, filter).await
+        self.page_upto(&state, user, head, range, filter).await
     }
 
     /// [`page`](Self::page) without the membership check, never past
@@ -130,6 +131,7 @@ impl Rooms {
     pub(super) async fn page_upto(
         &self,
         state: &Arc<RoomState>,
+        viewer: &UserId,
         head: u64,
         range: PageRange,
         filter: &EventFilter,
@@ -191,12 +193,12 @@ impl Rooms {
                     members.push(e);
                 }
             }
-            self.serve_all(state, members).await?
+            self.serve_all(state, viewer, members).await?
         } else {
             Vec::new()
         };
         Ok(Page {
-            events: self.serve_all(state, kept).await?,
+            events: self.serve_all(state, viewer, kept).await?,
             start,
             end: (!exhausted).then_some(at),
             members,
@@ -274,7 +276,7 @@ impl Rooms {
             })
             .collect();
         events.sort_by_key(|e| e.seq);
-        self.serve_all(&state, events).await
+        self.serve_all(&state, user, events).await
     }
 
     /// The latest member event of each user with `seq` up to `at`.
@@ -304,12 +306,12 @@ impl Rooms {
     pub(super) async fn serve_all(
         &self,
         state: &Arc<RoomState>,
+        viewer: &UserId,
         events: Vec<Event>,
     ) -> Result<Vec<ServedEvent>, RoomsError> {
-        let version = self.version(state.room_id()).await?;
         let mut out = Vec::with_capacity(events.len());
         for e in events {
-            out.push(self.serve(state, version, e).await?);
+            out.push(self.serve(state, viewer, e).await?);
         }
         Ok(out)
     }
@@ -320,10 +322,15 @@ impl Rooms {
     async fn serve(
         &self,
         state: &RoomState,
-        version: RoomVersion,
+        viewer: &UserId,
         mut event: Event,
     ) -> Result<ServedEvent, RoomsError> {
-        let txn = self.store.event_txn(&event.event_id).await?;
+        // Only the sender's own devices are shown the transaction id.
+        let txn = if event.sender == *viewer {
+            self.store.event_txn(&event.event_id).await?
+        } else {
+            None
+        };
         let Some(redaction) = self.store.redaction_of(&event.event_id).await? else {
             return Ok(ServedEvent {
                 event,
@@ -341,6 +348,8 @@ impl Rooms {
                 txn,
             });
         }
+        // The version decides what redaction keeps; read only when needed.
+        let version = self.version(&event.room_id).await?;
         let content = serde_json::from_slice(&event.content).unwrap_or(serde_json::Value::Null);
         let redacted = redact_content(&event.event_type, &content, version);
         event.content = bytes::Bytes::from(redacted.to_string());

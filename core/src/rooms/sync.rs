@@ -87,7 +87,7 @@ impl Rooms {
     ) -> Result<Vec<ServedEvent>, RoomsError> {
         let (state, upto) = self.readable_upto(user, room).await?;
         let events = events.into_iter().filter(|e| e.seq <= upto).collect();
-        self.serve_all(&state, events).await
+        self.serve_all(&state, user, events).await
     }
 
     /// The latest `limit` events passing `filter` that `user` may read:
@@ -106,7 +106,7 @@ impl Rooms {
             dir: Direction::Backward,
             limit,
         };
-        self.page_upto(&state, upto, range, filter).await
+        self.page_upto(&state, user, upto, range, filter).await
     }
 
     /// What an invitee sees of a room before joining: the stripped state

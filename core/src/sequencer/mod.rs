@@ -105,6 +105,26 @@ enum Command {
     Stop,
 }
 
+/// An event handed to its shard ([`Sequencer::submit`]); resolves once it
+/// is durable, or refused.
+#[derive(Debug)]
+pub struct PendingAppend(oneshot::Receiver<Result<Vec<Appended>, AppendError>>);
+
+impl Future for PendingAppend {
+    type Output = Result<Appended, AppendError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok(Ok(mut appended)) => appended.pop().ok_or(AppendError::MixedRooms),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(AppendError::ShuttingDown),
+        })
+    }
+}
+
 /// Room states as last committed, shared with readers: updated by the shard
 /// tasks after each commit that changes state, read without locks.
 type RoomStates = papaya::HashMap<RoomId, Arc<RoomState>>;
@@ -180,8 +200,26 @@ impl Sequencer {
     /// Appends one event; returns once it is durable (or was a retry of a
     /// transaction already stored).
     pub async fn append(&self, event: NewEvent) -> Result<Appended, AppendError> {
-        let mut out = self.append_all(vec![event]).await?;
-        out.pop().ok_or(AppendError::MixedRooms)
+        self.submit(event).await?.await
+    }
+
+    /// Hands one event to its shard and returns without waiting for the
+    /// write: the [`PendingAppend`] resolves once it is durable. Events
+    /// submitted one after another (by one connection, say) are sequenced
+    /// in that order; a caller can keep many in flight, which is how one
+    /// connection's sends share group commits instead of waiting for one
+    /// fsync each. Waits only while the shard's queue is full.
+    pub async fn submit(&self, event: NewEvent) -> Result<PendingAppend, AppendError> {
+        event.validate()?;
+        let (reply, rx) = oneshot::channel();
+        self.shard_of(&event.room_id)
+            .send(Command::Append {
+                events: vec![event],
+                reply,
+            })
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        Ok(PendingAppend(rx))
     }
 
     /// Appends events of one room atomically and in order: all are stored or

@@ -19,6 +19,7 @@
 pub mod close;
 pub mod config;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,7 +41,7 @@ use crate::event::{NewEvent, TxnId};
 use crate::ids::{DeviceId, RoomId, UserId};
 use crate::room::{AuthError, Membership, can_read};
 use crate::router::{Delivery, Feed, FeedError, RoomRouter};
-use crate::sequencer::{AppendError, Sequencer};
+use crate::sequencer::{AppendError, PendingAppend, Sequencer};
 use crate::store::{Direction, Receipt, Store};
 
 /// What a session needs of the engine; cloned into every connection.
@@ -83,6 +84,24 @@ pub struct Session {
     bad_frames: u32,
     id: u64,
     deliveries: Vec<Delivery>,
+    /// Sends handed to the sequencer and not yet acknowledged, oldest
+    /// first (see [`Session::settle_sends`]).
+    pending: parking_lot::Mutex<VecDeque<PendingSend>>,
+}
+
+/// Sends whose write finished ([`Session::sends_settled`]), to answer with
+/// [`Session::answer_sends`].
+pub struct SettledSends(Vec<(u64, RoomId, Result<crate::sequencer::Appended, AppendError>)>);
+
+/// Most sends one connection may have waiting for the durable write; a
+/// further send waits for the oldest.
+pub const MAX_PENDING_SENDS: usize = 256;
+
+/// A send waiting for its durable write.
+struct PendingSend {
+    request_id: u64,
+    room_id: RoomId,
+    append: PendingAppend,
 }
 
 fn encode(frame: &ServerFrame<'_>) -> Bytes {
@@ -122,6 +141,87 @@ impl Session {
             bad_frames: 0,
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             deliveries: Vec::new(),
+            pending: parking_lot::Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Whether sends are waiting for their durable write.
+    pub fn has_pending_sends(&self) -> bool {
+        !self.pending.lock().is_empty()
+    }
+
+    /// Waits until at least one pending send is stored (or refused) and
+    /// takes every one that is; answer them with
+    /// [`Session::answer_sends`]. Cancel-safe: a send leaves the list only
+    /// in the step that returns it. A connection's sends are sequenced in
+    /// the order it sent them; their answers may come in another order when
+    /// they went to rooms of different shards.
+    pub async fn sends_settled(&self) -> SettledSends {
+        std::future::poll_fn(|cx| {
+            let mut pending = self.pending.lock();
+            let mut settled = Vec::new();
+            let mut i = 0;
+            while i < pending.len() {
+                match std::pin::Pin::new(&mut pending[i].append).poll(cx) {
+                    std::task::Poll::Ready(result) => {
+                        if let Some(p) = pending.remove(i) {
+                            settled.push((p.request_id, p.room_id, result));
+                        }
+                    }
+                    std::task::Poll::Pending => i += 1,
+                }
+            }
+            if settled.is_empty() {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(SettledSends(settled))
+            }
+        })
+        .await
+    }
+
+    /// Queues the `SendAck` or `Error` of each settled send.
+    pub fn answer_sends(
+        &self,
+        settled: SettledSends,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), CloseReason> {
+        let mut outcome = Ok(());
+        for (request_id, room_id, result) in settled.0 {
+            if let Err(reason) = self.answer_send(request_id, &room_id, result, out) {
+                outcome = Err(reason);
+            }
+        }
+        outcome
+    }
+
+    fn answer_send(
+        &self,
+        request_id: u64,
+        room_id: &RoomId,
+        result: Result<crate::sequencer::Appended, AppendError>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), CloseReason> {
+        match result {
+            Ok(ack) => {
+                out.push(encode(&ServerFrame::SendAck(axon_schemas::SendAck {
+                    request_id,
+                    event_id: ack.event_id.as_str(),
+                    room_id: room_id.as_str(),
+                    seq: ack.seq,
+                    pos: ack.pos,
+                })));
+                Ok(())
+            }
+            Err(AppendError::ShuttingDown) => self.close(
+                out,
+                CloseReason::resumable(ErrorCode::ShuttingDown, "the server is shutting down"),
+            ),
+            Err(e) => {
+                let (code, message) = append_error(&e);
+                self.error(out, request_id, code, &message);
+                Ok(())
+            }
         }
     }
 
@@ -639,26 +739,22 @@ impl Session {
                 txn_id: send.txn_id.to_owned(),
             }),
         };
-        match self.services.sequencer.append(event).await {
-            Ok(ack) => {
-                out.push(encode(&ServerFrame::SendAck(axon_schemas::SendAck {
+        // The oldest send first, when this connection has too many waiting.
+        while self.pending.lock().len() >= MAX_PENDING_SENDS {
+            let settled = self.sends_settled().await;
+            self.answer_sends(settled, out)?;
+        }
+        let room_id = event.room_id.clone();
+        match self.services.sequencer.submit(event).await {
+            Ok(append) => {
+                self.pending.lock().push_back(PendingSend {
                     request_id: send.request_id,
-                    event_id: ack.event_id.as_str(),
-                    room_id: send.room_id,
-                    seq: ack.seq,
-                    pos: ack.pos,
-                })));
+                    room_id,
+                    append,
+                });
                 Ok(())
             }
-            Err(AppendError::ShuttingDown) => self.close(
-                out,
-                CloseReason::resumable(ErrorCode::ShuttingDown, "the server is shutting down"),
-            ),
-            Err(e) => {
-                let (code, message) = append_error(&e);
-                self.error(out, send.request_id, code, &message);
-                Ok(())
-            }
+            Err(e) => self.answer_send(send.request_id, &room_id, Err(e), out),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The scenarios, and what they share: [`Run`] (bounds, errors, the
 //! server probe, the progress bar).
 
+pub mod fanout;
 pub mod matrix;
 
 use std::sync::Arc;

@@ -60,13 +60,12 @@ impl AccountDataStore for EmbeddedStore {
 
     async fn all_account_data(&self, user: &UserId) -> Result<Vec<AccountDataRecord>, StoreError> {
         let prefix = keys::user(user);
-        self.blocking(move |inner| {
+        self.inline(move |inner| {
             inner
                 .view()
                 .prefix(&inner.ks.account_data, prefix)
                 .map(|g| kv(g).and_then(|(_, v)| codec::decode("account data", &v)))
                 .collect()
         })
-        .await
     }
 }

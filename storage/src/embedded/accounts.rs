@@ -217,7 +217,7 @@ impl AccountStore for EmbeddedStore {
 
     async fn devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, StoreError> {
         let user = user.clone();
-        self.blocking(move |inner| inner.devices(&user)).await
+        self.inline(move |inner| inner.devices(&user))
     }
 
     async fn delete_device(&self, user: &UserId, device: &DeviceId) -> Result<(), StoreError> {

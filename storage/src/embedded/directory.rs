@@ -77,7 +77,7 @@ impl DirectoryStore for EmbeddedStore {
 
     async fn room_aliases(&self, room: &RoomId) -> Result<Vec<AliasRecord>, StoreError> {
         let prefix = keys::room(room);
-        self.blocking(move |inner| {
+        self.inline(move |inner| {
             let view = inner.view();
             let mut out = Vec::new();
             for g in view.prefix(&inner.ks.room_aliases, &prefix) {
@@ -89,7 +89,6 @@ impl DirectoryStore for EmbeddedStore {
             }
             Ok(out)
         })
-        .await
     }
 
     async fn set_published(&self, room: &RoomId, published: bool) -> Result<(), StoreError> {

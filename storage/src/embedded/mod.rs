@@ -180,6 +180,19 @@ impl EmbeddedStore {
         self.blocking(|inner| inner.sync.sync_all(&inner.db)).await
     }
 
+    /// Runs a read on the calling thread. Point reads and bounded range
+    /// reads come from fjall's memtables and block cache (or the OS page
+    /// cache) in microseconds; a hop to the blocking pool costs more than
+    /// that (a thread wake-up each way: under a Matrix `/sync` load it was
+    /// a third of the server's CPU, see docs/benchmarks.md). Writes, which
+    /// fsync, go to the pool ([`Self::blocking`]).
+    fn inline<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Inner) -> Result<T, StoreError>,
+    {
+        f(&self.inner)
+    }
+
     /// Runs `f` on tokio's blocking pool.
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where

@@ -38,13 +38,12 @@ impl ReceiptStore for EmbeddedStore {
 
     async fn receipts(&self, room: &RoomId) -> Result<Vec<Receipt>, StoreError> {
         let prefix = keys::room(room);
-        self.blocking(move |inner| {
+        self.inline(move |inner| {
             inner
                 .view()
                 .prefix(&inner.ks.receipts, prefix)
                 .map(|g| kv(g).and_then(|(_, v)| codec::decode("receipt", &v)))
                 .collect()
         })
-        .await
     }
 }

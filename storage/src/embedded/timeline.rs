@@ -252,8 +252,7 @@ impl TimelineStore for EmbeddedStore {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         let room = room.clone();
-        self.blocking(move |inner| inner.events(&inner.view(), &room, from, to, dir, limit))
-            .await
+        self.inline(move |inner| inner.events(&inner.view(), &room, from, to, dir, limit))
     }
 
     async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
@@ -279,8 +278,7 @@ impl TimelineStore for EmbeddedStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        self.blocking(move |inner| inner.shard_events(&inner.view(), shard, after, limit))
-            .await
+        self.inline(move |inner| inner.shard_events(&inner.view(), shard, after, limit))
     }
 
     async fn shard_events_of(
@@ -290,10 +288,7 @@ impl TimelineStore for EmbeddedStore {
         limit: usize,
         rooms: Arc<HashSet<RoomId>>,
     ) -> Result<ShardRead, StoreError> {
-        self.blocking(move |inner| {
-            inner.shard_events_of(&inner.view(), shard, after, limit, &rooms)
-        })
-        .await
+        self.inline(move |inner| inner.shard_events_of(&inner.view(), shard, after, limit, &rooms))
     }
 
     async fn redaction_of(&self, target: &EventId) -> Result<Option<Event>, StoreError> {
@@ -307,8 +302,7 @@ impl TimelineStore for EmbeddedStore {
 
     async fn state_events(&self, room: &RoomId) -> Result<Vec<Event>, StoreError> {
         let room = room.clone();
-        self.blocking(move |inner| inner.state_events(&inner.view(), &room))
-            .await
+        self.inline(move |inner| inner.state_events(&inner.view(), &room))
     }
 
     async fn state_event(
@@ -333,8 +327,7 @@ impl TimelineStore for EmbeddedStore {
 
     async fn rooms_of_user(&self, user: &UserId) -> Result<Vec<(RoomId, Membership)>, StoreError> {
         let user = user.clone();
-        self.blocking(move |inner| inner.rooms_of_user(&inner.view(), &user))
-            .await
+        self.inline(move |inner| inner.rooms_of_user(&inner.view(), &user))
     }
 
     async fn txn(&self, key: &TxnKey) -> Result<Option<TxnRecord>, StoreError> {

@@ -170,7 +170,14 @@ async fn build(
         .collect();
     let mut window = match since {
         Some(since) => {
-            collect::window(store, &services.sequencer, &user.user_id, &since.shards, known).await?
+            collect::window(
+                store,
+                &services.sequencer,
+                &user.user_id,
+                &since.shards,
+                known,
+            )
+            .await?
         }
         None => {
             let mut w = collect::Window::default();
