@@ -19,14 +19,16 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        if let Scenario::Worker(args) = cli.scenario {
+            return scenario::worker::serve(args).await;
+        }
         let out = cli.common.out.clone();
         let run = Run::start(cli.common).await?;
         let report = match cli.scenario {
             Scenario::Matrix(args) => scenario::matrix::run(run, args).await?,
-            Scenario::Fanout(_)
-            | Scenario::Connections(_)
-            | Scenario::Churn(_)
-            | Scenario::Worker(_) => {
+            Scenario::Connections(args) => scenario::connections::run(run, args).await?,
+            Scenario::Churn(args) => scenario::churn::run(run, args).await?,
+            Scenario::Fanout(_) | Scenario::Worker(_) => {
                 bail!("this scenario is not built yet")
             }
         };
