@@ -309,10 +309,16 @@ pub async fn run_with(run: Run, args: ConnectionsArgs, exe: &Path) -> anyhow::Re
     if let (Some(before), Some(held)) = (&before, &at_hold) {
         report.figure("server RSS before", bytes(before.rss_bytes));
         report.figure("server RSS at hold", bytes(held.rss_bytes));
-        report.figure("server connections at hold", held.connections);
+        report.figure("server connections at hold", held.connections as u64);
         if let Some(per) = memory_per_connection(before.rss_bytes, held.rss_bytes, outcome.opened) {
             report.figure("server memory per connection (bytes)", per.round());
             report.figure("server memory per connection", bytes(per));
+            // The allocator keeps freed memory: a server that held
+            // connections before reuses it and shows less growth.
+            report.notes.push(
+                "server memory per connection is the RSS growth: measure on a freshly started server"
+                    .into(),
+            );
         }
         if held.connections < outcome.opened as f64 {
             report.notes.push(format!(
