@@ -48,6 +48,8 @@ const ALPN: &[u8] = b"axon/1";
 const DEFAULT_PORT: u16 = 8443;
 /// Longest a close may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Receive buffer asked for a shared endpoint's UDP socket.
+const SHARED_RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Frames read ahead of the connection task, per direction.
 const CHANNEL_FRAMES: usize = 64;
 
@@ -140,8 +142,26 @@ impl SharedQuicEndpoint {
             Some(tls) => Arc::clone(tls),
             None => super::tls::client_config(config)?,
         };
-        let mut endpoint = quinn::Endpoint::client(local)
-            .map_err(|e| ClientError::connection(format!("binding a UDP socket at {local}"), e))?;
+        let bind_failed = |e: std::io::Error| {
+            ClientError::connection(format!("binding a UDP socket at {local}"), e)
+        };
+        let socket = std::net::UdpSocket::bind(local).map_err(bind_failed)?;
+        // Thousands of connections share this socket: a default receive
+        // buffer (208 KiB on Linux) overflows while the endpoint is busy
+        // with handshakes, and every datagram dropped there is a
+        // retransmission later. The kernel caps the size at its maximum
+        // (`net.core.rmem_max`); a smaller buffer still works.
+        let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(bind_failed)?;
+        if let Err(e) = state.set_recv_buffer_size((&socket).into(), SHARED_RECV_BUFFER_BYTES) {
+            tracing::debug!(error = %e, "could not enlarge the UDP receive buffer");
+        }
+        let mut endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_failed)?;
         endpoint.set_default_client_config(quinn_config(&tls)?);
         Ok(Self { endpoint })
     }
