@@ -195,12 +195,17 @@ pub fn error_code(e: &ClientError) -> String {
         return "connect: out of open files (EMFILE)".into();
     }
     match e {
-        ClientError::Connection { message, .. } => {
-            // "TCP connect to 127.0.0.1:8008" → "TCP connect".
-            let what = message.split(" to ").next().unwrap_or(message);
-            let what = what.split(" with ").next().unwrap_or(what);
-            let cause = root_cause(e);
-            format!("connect: {what}: {cause}")
+        ClientError::Connection { message, source } => {
+            // "TCP connect to 127.0.0.1:8008" → "TCP connect"; "closed
+            // during the handshake (None: reason)" → "closed during the
+            // handshake".
+            let what = [" to ", " with ", " ("]
+                .iter()
+                .fold(message.as_str(), |m, cut| m.split(cut).next().unwrap_or(m));
+            match source {
+                Some(_) => format!("connect: {what}: {}", root_cause(e)),
+                None => format!("connect: {what}"),
+            }
         }
         ClientError::Timeout => "connect: timed out".into(),
         other => match other.code() {
@@ -273,5 +278,10 @@ mod tests {
             "connect: TCP connect: connection refused"
         );
         assert_eq!(error_code(&ClientError::Timeout), "connect: timed out");
+        let closed = ClientError::Connection {
+            message: "closed during the handshake (None: aborted by peer: long story)".into(),
+            source: None,
+        };
+        assert_eq!(error_code(&closed), "connect: closed during the handshake");
     }
 }
