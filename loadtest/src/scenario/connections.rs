@@ -421,6 +421,8 @@ impl Shares {
                         }
                         Some(Message::Progress { .. } | Message::Held { .. }) => {}
                         Some(Message::Failed { error }) => bail!("worker {i}: {error}"),
+                        // A worker's output ends after its result.
+                        None if done[i] => {}
                         None => bail!("worker {i} exited without its result"),
                     }
                 }
