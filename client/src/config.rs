@@ -1,8 +1,12 @@
 //! [`ClientConfig`]: where to connect, how to authenticate, which TLS roots
 //! to trust, and how hard to try again.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::transport::quic::SharedQuicEndpoint;
 
 /// How the client authenticates.
 #[derive(Clone)]
@@ -112,6 +116,15 @@ pub struct ClientConfig {
     /// Extra PEM files of trusted CA certificates (e.g. Axon's development
     /// certificate, `<data_dir>/tls/dev-cert.pem`).
     pub root_pems: Vec<PathBuf>,
+    /// A ready TLS configuration to use instead of building one from
+    /// `webpki_roots` and `root_pems` (see [`ClientConfig::tls_config`]).
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// Source address of the connection's socket (see
+    /// [`ClientConfig::local_addr`]); `None` lets the system choose.
+    pub local_addr: Option<IpAddr>,
+    /// A QUIC endpoint shared with other clients (see
+    /// [`ClientConfig::quic_endpoint`]); `None` = one of its own.
+    pub quic_endpoint: Option<SharedQuicEndpoint>,
 }
 
 impl ClientConfig {
@@ -127,6 +140,9 @@ impl ClientConfig {
             event_buffer: 4096,
             webpki_roots: true,
             root_pems: Vec::new(),
+            tls_config: None,
+            local_addr: None,
+            quic_endpoint: None,
         }
     }
 
@@ -152,6 +168,39 @@ impl ClientConfig {
     /// Waits at most `timeout` for each answer.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Uses `tls` for `wss://` and `quic://` instead of building a
+    /// configuration from the roots. Many clients can share one: each
+    /// built configuration holds its own TLS session cache (tens of KiB),
+    /// which adds up over thousands of clients. The ALPN protocols of
+    /// `tls` are ignored (`quic://` sets `axon/1`).
+    pub fn tls_config(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.tls_config = Some(tls);
+        self
+    }
+
+    /// Binds the connection's socket to `addr` before connecting: the TCP
+    /// socket of `ws://` and `wss://`, and the UDP socket of `quic://`
+    /// when the client has its own endpoint. A load generator spreads its
+    /// connections over `127.0.0.x` this way, since each source address
+    /// has its own ephemeral ports (about 28,000 on Linux). The address
+    /// must be of the server's family (IPv4 or IPv6).
+    pub fn local_addr(mut self, addr: IpAddr) -> Self {
+        self.local_addr = Some(addr);
+        self
+    }
+
+    /// Connects `quic://` through `endpoint`, a UDP socket shared with
+    /// other clients, instead of binding a socket of its own: one process
+    /// can then hold far more QUIC connections than it may open files.
+    /// The endpoint's TLS configuration is used (the client's roots and
+    /// [`ClientConfig::tls_config`] are not), and closing this client
+    /// closes its connection only, never the shared endpoint. Ignored for
+    /// `ws://` and `wss://`.
+    pub fn quic_endpoint(mut self, endpoint: SharedQuicEndpoint) -> Self {
+        self.quic_endpoint = Some(endpoint);
         self
     }
 }

@@ -26,7 +26,7 @@ use crate::error::{ClientError, ServerError};
 use crate::event::{Event, HistoryPage, SendAck, SubscribeAck};
 use crate::handshake::{Greeting, Welcomed, handshake};
 use crate::request::{Failure, Outcome, Pending, Reply, Request, Waiter};
-use crate::transport::{Endpoint, Inbound, Transport};
+use crate::transport::{Dial, Endpoint, Inbound, Transport};
 
 /// Largest frame the client accepts from a server. Larger than the
 /// server's own inbound limit: history pages and batches may be bigger
@@ -130,10 +130,12 @@ impl Connection {
     /// Fails without retrying: the caller sees a wrong URL or token at once.
     pub async fn open(config: ClientConfig) -> Result<Opened, ClientError> {
         let endpoint = Endpoint::parse(&config.url)?;
-        let tls = if endpoint.needs_tls() {
-            Some(crate::transport::tls::client_config(&config)?)
-        } else {
+        let tls = if !endpoint.needs_tls(config.quic_endpoint.is_some()) {
             None
+        } else if let Some(tls) = &config.tls_config {
+            Some(Arc::clone(tls))
+        } else {
+            Some(crate::transport::tls::client_config(&config)?)
         };
         let limits = DecodeLimits::with_max_frame_bytes(MAX_INBOUND_FRAME_BYTES);
         let greeting = Greeting {
@@ -144,7 +146,7 @@ impl Connection {
         };
         let (transport, welcome) = connect(
             &endpoint,
-            tls.as_ref(),
+            &dial(&config, tls.as_ref(), &limits),
             &greeting,
             &limits,
             config.request_timeout,
@@ -563,7 +565,7 @@ impl Connection {
             };
             match connect(
                 &self.endpoint,
-                self.tls.as_ref(),
+                &dial(&self.config, self.tls.as_ref(), &self.limits),
                 &greeting,
                 &self.limits,
                 self.config.request_timeout,
@@ -589,20 +591,31 @@ impl Connection {
     }
 }
 
+/// How to open a transport for `config`.
+fn dial<'a>(
+    config: &'a ClientConfig,
+    tls: Option<&'a Arc<rustls::ClientConfig>>,
+    limits: &DecodeLimits,
+) -> Dial<'a> {
+    Dial {
+        tls,
+        local_addr: config.local_addr,
+        quic: config.quic_endpoint.as_ref(),
+        max_frame_bytes: limits.max_frame_bytes,
+    }
+}
+
 /// Opens a transport and runs the handshake on it, both within `timeout`.
 async fn connect(
     endpoint: &Endpoint,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    dial: &Dial<'_>,
     greeting: &Greeting<'_>,
     limits: &DecodeLimits,
     timeout: Duration,
 ) -> Result<(Transport, Welcomed), ClientError> {
-    let mut transport = tokio::time::timeout(
-        timeout,
-        Transport::connect(endpoint, tls, limits.max_frame_bytes),
-    )
-    .await
-    .map_err(|_| ClientError::Timeout)??;
+    let mut transport = tokio::time::timeout(timeout, Transport::connect(endpoint, dial))
+        .await
+        .map_err(|_| ClientError::Timeout)??;
     match handshake(&mut transport, greeting, limits, timeout).await {
         Ok(welcome) => Ok((transport, welcome)),
         Err(e) => {

@@ -89,3 +89,4 @@ pub use connection::ConnectionState;
 pub use ephemeral::{Ephemeral, PresenceState};
 pub use error::ClientError;
 pub use event::{Direction, Event, HistoryPage, SendAck, SubscribeAck};
+pub use transport::quic::SharedQuicEndpoint;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axon_client::{
     Auth, Client, ClientConfig, ClientError, ConnectionState, Direction, Ephemeral, Event,
-    PresenceState,
+    PresenceState, SharedQuicEndpoint,
 };
 use axon_core::{Membership, NewEvent, RoomCreation, RoomId, UserId};
 use axon_server::{Config, Server};
@@ -588,5 +588,94 @@ async fn typing_receipts_and_presence_cross_websocket_and_quic() {
     .await;
     assert!(matches!(&heard, Ephemeral::Presence { user_id, .. } if user_id == "@bob:localhost"));
     alice.close().await;
+    s.server.shutdown().await.unwrap();
+}
+
+/// Two QUIC clients on one shared endpoint (one UDP socket): both talk,
+/// one loses its connection and resumes through the endpoint, and closing
+/// one leaves the endpoint and the other connection working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_clients_share_one_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let shared = SharedQuicEndpoint::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        &quic_config(&s.server, Auth::Token(String::new())),
+    )
+    .unwrap();
+    let on_shared = |token: &str| {
+        // No roots of its own: the shared endpoint's TLS must be the one used.
+        let mut config = ClientConfig::new(
+            format!("quic://127.0.0.1:{}", s.server.addrs().quic.port()),
+            Auth::Token(token.to_owned()),
+        )
+        .request_timeout(Duration::from_secs(10))
+        .quic_endpoint(shared.clone());
+        config.webpki_roots = false;
+        Client::connect(config)
+    };
+    let alice = on_shared(&s.alice).await.unwrap();
+    let bob = on_shared(&s.bob).await.unwrap();
+    assert_eq!(shared.open_connections(), 2);
+    talk_in_turns(&s, &alice, &bob, 5).await;
+    lose_and_resume(&s, &alice, &bob).await;
+    assert_eq!(shared.open_connections(), 2);
+
+    bob.close().await;
+    let mut waited = 0;
+    while shared.open_connections() != 1 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert_eq!(shared.open_connections(), 1);
+    let head = alice.subscribe(&s.room).await.unwrap().head;
+    alice
+        .send(&s.room, "m.room.message", message("still here"))
+        .await
+        .unwrap();
+    // Alice, subscribed all along, still holds what bob sent before.
+    let last = loop {
+        let event = events(&alice, 1).await.remove(0);
+        if body(&event) == "still here" {
+            break event;
+        }
+    };
+    assert_eq!(last.seq, head + 1);
+    alice.close().await;
+    s.server.shutdown().await.unwrap();
+}
+
+/// A WebSocket client bound to 127.0.0.2 connects from there; a local
+/// address of the wrong family is a configuration error, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connects_from_its_local_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let local: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    for config in [
+        ws_config(&s.server, Auth::Token(s.alice.clone())),
+        wss_config(&s.server, Auth::Token(s.alice.clone())),
+        quic_config(&s.server, Auth::Token(s.alice.clone())),
+    ] {
+        let client = Client::connect(config.local_addr(local)).await.unwrap();
+        let head = client.subscribe(&s.room).await.unwrap().head;
+        client
+            .send(&s.room, "m.room.message", message("from .2"))
+            .await
+            .unwrap();
+        assert_eq!(events(&client, 1).await[0].seq, head + 1);
+        client.kill_connection().await;
+        let mut state = client.watch_state();
+        state
+            .wait_for(|st| *st == ConnectionState::Connected && client.reconnects() == 1)
+            .await
+            .unwrap();
+        client.close().await;
+    }
+    let v6 = ws_config(&s.server, Auth::Token(s.alice.clone())).local_addr("::1".parse().unwrap());
+    assert!(matches!(
+        Client::connect(v6).await,
+        Err(ClientError::Config(_))
+    ));
     s.server.shutdown().await.unwrap();
 }

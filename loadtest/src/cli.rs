@@ -117,9 +117,10 @@ pub struct ConnectionsArgs {
     /// ws, wss or quic.
     #[arg(long, default_value = "ws")]
     pub transport: String,
-    /// Listener address (host:port) of that transport.
-    #[arg(long, default_value = "127.0.0.1:8008")]
-    pub addr: String,
+    /// Listener address (host:port) of that transport; default
+    /// 127.0.0.1:8008 (ws), :8448 (wss) or :8443 (quic).
+    #[arg(long)]
+    pub addr: Option<String>,
     /// Connections to hold.
     #[arg(long, default_value_t = 1_000)]
     pub count: usize,
@@ -144,9 +145,10 @@ pub struct ChurnArgs {
     /// ws, wss or quic.
     #[arg(long, default_value = "ws")]
     pub transport: String,
-    /// Listener address (host:port) of that transport.
-    #[arg(long, default_value = "127.0.0.1:8008")]
-    pub addr: String,
+    /// Listener address (host:port) of that transport; default
+    /// 127.0.0.1:8008 (ws), :8448 (wss) or :8443 (quic).
+    #[arg(long)]
+    pub addr: Option<String>,
     /// Clients.
     #[arg(long, default_value_t = 1_000)]
     pub clients: usize,

@@ -19,6 +19,10 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line.
+//! - [`scenario`]: [`Run`](scenario::Run) (bounds, progress, the server
+//!   probe) and one module per scenario; `native` opens axon-client
+//!   connections for them (URLs, one TLS configuration, source addresses,
+//!   shared QUIC endpoints), `worker` spreads a run over processes.
 //! - [`record`]: latency histograms (HDR) per second and in total,
 //!   counters, lost/duplicate tracking by `seq`.
 //! - [`payload`]: the send timestamp carried in each event's content.

@@ -25,13 +25,18 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        if let Scenario::Worker(args) = cli.scenario {
+            return scenario::worker::serve(args).await;
+        }
         let out = cli.common.out.clone();
         let run = Run::start(cli.common).await?;
         let report = match cli.scenario {
             Scenario::Matrix(args) => scenario::matrix::run(run, args).await?,
             Scenario::Fanout(args) => scenario::fanout::run(run, args).await?,
-            Scenario::Connections(_) | Scenario::Churn(_) | Scenario::Worker(_) => {
-                bail!("this scenario is not built yet")
+            Scenario::Connections(args) => scenario::connections::run(run, args).await?,
+            Scenario::Churn(args) => scenario::churn::run(run, args).await?,
+            Scenario::Worker(_) => {
+                bail!("worker is handled above")
             }
         };
         println!("{}", report.table());

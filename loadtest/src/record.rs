@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::payload::now_ns;
 
@@ -22,6 +22,9 @@ use crate::payload::now_ns;
 const MAX_MICROS: u64 = 60_000_000;
 /// Shards per series.
 const SHARDS: usize = 8;
+/// Seconds of another process's series that [`Series::import`] keeps
+/// (more than any bounded run lasts).
+const MAX_SECONDS: usize = 4 * crate::cli::MAX_DURATION_SECS as usize;
 /// Samples a [`Local`] holds before it flushes.
 const LOCAL_SAMPLES: usize = 256;
 
@@ -92,6 +95,72 @@ impl Series {
             }
         }
         SeriesSummary::of(&total, &seconds)
+    }
+}
+
+impl Series {
+    /// Everything recorded (flushed) so far, as bucket counts another
+    /// process can send over and [`Series::import`] merges exactly.
+    pub fn export(&self) -> Recorded {
+        let mut total = histogram(3);
+        let mut seconds: Vec<Histogram<u64>> = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock();
+            let _ = total.add(&shard.total);
+            for (i, h) in shard.seconds.iter().enumerate() {
+                if seconds.len() <= i {
+                    seconds.resize_with(i + 1, || histogram(2));
+                }
+                let _ = seconds[i].add(h);
+            }
+        }
+        Recorded {
+            total: buckets(&total),
+            seconds: seconds.iter().map(buckets).collect(),
+        }
+    }
+
+    /// Adds what another series recorded (one with the same start, so
+    /// that its seconds are this one's).
+    pub fn import(&self, recorded: &Recorded) {
+        let mut shard = self.shards[0].lock();
+        record_buckets(&mut shard.total, &recorded.total);
+        let seconds = recorded.seconds.len().min(MAX_SECONDS);
+        if shard.seconds.len() < seconds {
+            shard.seconds.resize_with(seconds, || histogram(2));
+        }
+        for (h, b) in shard
+            .seconds
+            .iter_mut()
+            .zip(&recorded.seconds)
+            .take(MAX_SECONDS)
+        {
+            record_buckets(h, b);
+        }
+    }
+}
+
+/// A series' histograms as (value, count) pairs, one per non-empty
+/// bucket: the value is the bucket's highest equivalent value, so
+/// recording it again lands in the same bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// The whole run.
+    pub total: Vec<(u64, u64)>,
+    /// Per second.
+    pub seconds: Vec<Vec<(u64, u64)>>,
+}
+
+fn buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+fn record_buckets(h: &mut Histogram<u64>, buckets: &[(u64, u64)]) {
+    for &(value, count) in buckets {
+        // Out-of-range values from a peer are clamped, never a panic.
+        let _ = h.record_n(value.clamp(1, MAX_MICROS), count);
     }
 }
 
@@ -249,6 +318,11 @@ impl Errors {
         self.by_code.lock().clone()
     }
 
+    /// Counts `n` errors with `code` (e.g. those a worker process saw).
+    pub fn add_n(&self, code: impl Into<String>, n: u64) {
+        *self.by_code.lock().entry(code.into()).or_default() += n;
+    }
+
     /// Errors so far.
     pub fn total(&self) -> u64 {
         self.by_code.lock().values().sum()
@@ -307,6 +381,38 @@ mod tests {
         assert_eq!(s.per_second[1].count, 0);
         assert_eq!(s.per_second[2].count, 1);
         assert_eq!(series.count(), 1001);
+    }
+
+    #[test]
+    fn exported_series_merge_exactly() {
+        let start = now_ns();
+        let (a, b, both) = (Series::new(start), Series::new(start), Series::new(start));
+        let (mut la, mut lb, mut l) = (a.local(), b.local(), both.local());
+        for i in 1..=500u64 {
+            la.record_at(start + 10, i * 7_000);
+            l.record_at(start + 10, i * 7_000);
+            lb.record_at(start + 1_500_000_000, i * 3_000_000);
+            l.record_at(start + 1_500_000_000, i * 3_000_000);
+        }
+        drop((la, lb, l));
+        let merged = Series::new(start);
+        let wire = serde_json::to_string(&a.export()).unwrap();
+        merged.import(&serde_json::from_str(&wire).unwrap());
+        merged.import(&b.export());
+        let (m, w) = (merged.summary(), both.summary());
+        assert_eq!(m.count, 1000);
+        assert_eq!(
+            (m.p50_us, m.p99_us, m.max_us),
+            (w.p50_us, w.p99_us, w.max_us)
+        );
+        assert_eq!(m.per_second.len(), 2);
+        assert_eq!(m.per_second[1].p99_us, w.per_second[1].p99_us);
+        // A hostile peer's values are clamped, not a panic.
+        merged.import(&Recorded {
+            total: vec![(u64::MAX, 1), (0, 1)],
+            seconds: vec![],
+        });
+        assert_eq!(merged.count(), 1002);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub(crate) mod quic;
 pub(crate) mod tls;
 pub(crate) mod ws;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -46,12 +47,41 @@ impl Endpoint {
         }
     }
 
-    /// Whether connecting needs a TLS configuration.
-    pub fn needs_tls(&self) -> bool {
+    /// Whether connecting needs a TLS configuration of the client's own
+    /// (not when a shared QUIC endpoint brings its own).
+    pub fn needs_tls(&self, shared_quic: bool) -> bool {
         match self {
             Endpoint::WebSocket(ws) => ws.tls,
-            Endpoint::Quic(_) => true,
+            Endpoint::Quic(_) => !shared_quic,
         }
+    }
+}
+
+/// How to open a connection: what the configuration says beyond the URL.
+pub(crate) struct Dial<'a> {
+    /// TLS for `wss://`, and for `quic://` on a socket of its own.
+    pub tls: Option<&'a Arc<rustls::ClientConfig>>,
+    /// Source address of the socket.
+    pub local_addr: Option<IpAddr>,
+    /// A shared QUIC endpoint.
+    pub quic: Option<&'a quic::SharedQuicEndpoint>,
+    /// Largest inbound frame.
+    pub max_frame_bytes: usize,
+}
+
+/// The address to bind before connecting to `target`: `local` (port 0),
+/// or the unspecified address of the target's family.
+pub(crate) fn local_socket_addr(
+    local: Option<IpAddr>,
+    target: &SocketAddr,
+) -> Result<SocketAddr, ClientError> {
+    match local {
+        Some(ip) if ip.is_ipv4() != target.is_ipv4() => Err(ClientError::Config(format!(
+            "local address {ip} is not of the family of the server's address {target}"
+        ))),
+        Some(ip) => Ok(SocketAddr::new(ip, 0)),
+        None if target.is_ipv4() => Ok((Ipv4Addr::UNSPECIFIED, 0).into()),
+        None => Ok((Ipv6Addr::UNSPECIFIED, 0).into()),
     }
 }
 
@@ -64,17 +94,14 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    /// Opens a connection to `endpoint`; `tls` is required for TLS endpoints.
-    pub async fn connect(
-        endpoint: &Endpoint,
-        tls: Option<&Arc<rustls::ClientConfig>>,
-        max_frame_bytes: usize,
-    ) -> Result<Self, ClientError> {
+    /// Opens a connection to `endpoint` as `dial` says; TLS endpoints need
+    /// `dial.tls` (or, for QUIC, a shared endpoint).
+    pub async fn connect(endpoint: &Endpoint, dial: &Dial<'_>) -> Result<Self, ClientError> {
         match endpoint {
-            Endpoint::WebSocket(ws) => ws::WsTransport::connect(ws, tls, max_frame_bytes)
+            Endpoint::WebSocket(ws) => ws::WsTransport::connect(ws, dial)
                 .await
                 .map(Transport::WebSocket),
-            Endpoint::Quic(q) => quic::QuicTransport::connect(q, tls, max_frame_bytes)
+            Endpoint::Quic(q) => quic::QuicTransport::connect(q, dial)
                 .await
                 .map(Transport::Quic),
         }

@@ -28,7 +28,7 @@
 //! Until the first control frame (`Welcome`, or the refusal) is read, lane
 //! frames wait in their channel, so nothing comes before it.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite::http::Uri;
 
-use super::Inbound;
+use super::{Dial, Inbound};
 use crate::error::ClientError;
 
 /// The QUIC application protocol of the native protocol.
@@ -48,6 +48,8 @@ const ALPN: &[u8] = b"axon/1";
 const DEFAULT_PORT: u16 = 8443;
 /// Longest a close may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Receive buffer asked for a shared endpoint's UDP socket.
+const SHARED_RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Frames read ahead of the connection task, per direction.
 const CHANNEL_FRAMES: usize = 64;
 
@@ -90,12 +92,102 @@ impl QuicEndpoint {
     }
 }
 
+/// The quinn client configuration for `tls`: ALPN `axon/1`, no idle
+/// timeout (liveness is the connection task's heartbeat and the server's
+/// idle timeout), no bidirectional streams from the server.
+fn quinn_config(tls: &rustls::ClientConfig) -> Result<quinn::ClientConfig, ClientError> {
+    let mut tls = tls.clone();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls)
+        .map_err(|e| ClientError::Config(format!("TLS configuration for QUIC: {e}")))?;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(None)
+        .max_concurrent_bidi_streams(VarInt::from_u32(0));
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// One QUIC client endpoint (one UDP socket) that many clients share
+/// through [`ClientConfig::quic_endpoint`](crate::ClientConfig::quic_endpoint).
+///
+/// By default each QUIC client binds a UDP socket of its own, so a process
+/// holds at most as many QUIC connections as it may open files; through a
+/// shared endpoint it holds as many as memory allows (a load generator
+/// puts 10,000 connections or more on each). Clones are handles to the
+/// same socket. It lives as long as a handle or a connection on it does:
+/// closing a client closes its connection, not the endpoint.
+#[derive(Clone)]
+pub struct SharedQuicEndpoint {
+    endpoint: quinn::Endpoint,
+}
+
+impl std::fmt::Debug for SharedQuicEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedQuicEndpoint")
+            .field("local_addr", &self.endpoint.local_addr().ok())
+            .field("open_connections", &self.endpoint.open_connections())
+            .finish()
+    }
+}
+
+impl SharedQuicEndpoint {
+    /// Binds a UDP socket at `local` (e.g. `127.0.0.1:0`). Connections
+    /// through it trust what `config` trusts (its
+    /// [`tls_config`](crate::ClientConfig::tls_config), or its roots, read
+    /// once here). Must be called within a Tokio runtime.
+    pub fn bind(local: SocketAddr, config: &crate::ClientConfig) -> Result<Self, ClientError> {
+        let tls = match &config.tls_config {
+            Some(tls) => Arc::clone(tls),
+            None => super::tls::client_config(config)?,
+        };
+        let bind_failed = |e: std::io::Error| {
+            ClientError::connection(format!("binding a UDP socket at {local}"), e)
+        };
+        let socket = std::net::UdpSocket::bind(local).map_err(bind_failed)?;
+        // Thousands of connections share this socket: a default receive
+        // buffer (208 KiB on Linux) overflows while the endpoint is busy
+        // with handshakes, and every datagram dropped there is a
+        // retransmission later. The kernel caps the size at its maximum
+        // (`net.core.rmem_max`); a smaller buffer still works.
+        let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(bind_failed)?;
+        if let Err(e) = state.set_recv_buffer_size((&socket).into(), SHARED_RECV_BUFFER_BYTES) {
+            tracing::debug!(error = %e, "could not enlarge the UDP receive buffer");
+        }
+        let mut endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_failed)?;
+        endpoint.set_default_client_config(quinn_config(&tls)?);
+        Ok(Self { endpoint })
+    }
+
+    /// The socket's address.
+    pub fn local_addr(&self) -> Result<SocketAddr, ClientError> {
+        self.endpoint
+            .local_addr()
+            .map_err(|e| ClientError::connection("reading the UDP socket's address", e))
+    }
+
+    /// Connections open on it now.
+    pub fn open_connections(&self) -> usize {
+        self.endpoint.open_connections()
+    }
+}
+
 /// What the control-stream reader hands over.
 type Reply = Result<Inbound, ClientError>;
 
 /// One open QUIC connection.
 pub(crate) struct QuicTransport {
     endpoint: quinn::Endpoint,
+    /// `endpoint` is shared with other clients: closing this connection
+    /// must not wait for the endpoint to go idle.
+    shared: bool,
     conn: quinn::Connection,
     control: quinn::SendStream,
     /// Control-stream frames, then how the connection ended.
@@ -112,26 +204,9 @@ pub(crate) struct QuicTransport {
 
 impl QuicTransport {
     /// Resolves the host, performs the QUIC/TLS handshake offering
-    /// `axon/1`, opens the control stream and starts the readers.
-    pub async fn connect(
-        endpoint: &QuicEndpoint,
-        tls: Option<&Arc<rustls::ClientConfig>>,
-        max_frame_bytes: usize,
-    ) -> Result<Self, ClientError> {
-        let tls = tls.ok_or_else(|| ClientError::Config("quic:// without TLS roots".into()))?;
-        let mut tls = rustls::ClientConfig::clone(tls);
-        tls.alpn_protocols = vec![ALPN.to_vec()];
-        let crypto = QuicClientConfig::try_from(tls)
-            .map_err(|e| ClientError::Config(format!("TLS configuration for QUIC: {e}")))?;
-        let mut transport = quinn::TransportConfig::default();
-        // Liveness is the connection task's heartbeat (and the server's
-        // idle timeout); the server never opens a bidirectional stream.
-        transport
-            .max_idle_timeout(None)
-            .max_concurrent_bidi_streams(VarInt::from_u32(0));
-        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-        config.transport_config(Arc::new(transport));
-
+    /// `axon/1` (through the shared endpoint of `dial`, or a UDP socket of
+    /// its own), opens the control stream and starts the readers.
+    pub async fn connect(endpoint: &QuicEndpoint, dial: &Dial<'_>) -> Result<Self, ClientError> {
         let target = format!("{}:{}", endpoint.host, endpoint.port);
         let addr = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
             .await
@@ -141,16 +216,24 @@ impl QuicTransport {
                 message: format!("{target} resolves to no address"),
                 source: None,
             })?;
-        let local: SocketAddr = if addr.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
+        let (quic, shared, connecting) = match dial.quic {
+            Some(shared) => {
+                let connecting = shared.endpoint.connect(addr, &endpoint.host);
+                (shared.endpoint.clone(), true, connecting)
+            }
+            None => {
+                let tls = dial
+                    .tls
+                    .ok_or_else(|| ClientError::Config("quic:// without TLS roots".into()))?;
+                let config = quinn_config(tls)?;
+                let local = super::local_socket_addr(dial.local_addr, &addr)?;
+                let quic = quinn::Endpoint::client(local)
+                    .map_err(|e| ClientError::connection("binding a UDP socket", e))?;
+                let connecting = quic.connect_with(config, addr, &endpoint.host);
+                (quic, false, connecting)
+            }
         };
-        let mut quic = quinn::Endpoint::client(local)
-            .map_err(|e| ClientError::connection("binding a UDP socket", e))?;
-        quic.set_default_client_config(config);
-        let conn = quic
-            .connect(addr, &endpoint.host)
+        let conn = connecting
             .map_err(|e| ClientError::Config(format!("QUIC connect to {target}: {e}")))?
             .await
             .map_err(|e| ClientError::connection(format!("QUIC handshake with {target}"), e))?;
@@ -159,6 +242,7 @@ impl QuicTransport {
             .await
             .map_err(|e| ClientError::connection("opening the control stream", e))?;
 
+        let max_frame_bytes = dial.max_frame_bytes;
         let (reply_tx, replies) = mpsc::channel(CHANNEL_FRAMES);
         let (lane_tx, lanes) = mpsc::channel(CHANNEL_FRAMES);
         let tasks = vec![
@@ -177,6 +261,7 @@ impl QuicTransport {
         ];
         Ok(Self {
             endpoint: quic,
+            shared,
             conn,
             control,
             replies,
@@ -219,7 +304,11 @@ impl QuicTransport {
     pub async fn close(&mut self) {
         let _ = self.control.finish();
         self.conn.close(VarInt::from_u32(0), b"");
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.endpoint.wait_idle()).await;
+        if !self.shared {
+            // Our own socket: let it send the close before it goes. A
+            // shared endpoint outlives this connection and sends it anyway.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.endpoint.wait_idle()).await;
+        }
     }
 }
 

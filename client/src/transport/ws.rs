@@ -1,20 +1,21 @@
 //! WebSocket: `ws://` (plain TCP) or `wss://` (rustls), subprotocol
 //! `axon.v1`, one binary message per frame.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::Inbound;
+use super::{Dial, Inbound};
 use crate::error::ClientError;
 
 /// The WebSocket subprotocol of the native protocol.
@@ -79,19 +80,19 @@ pub(crate) struct WsTransport {
 impl WsTransport {
     /// TCP connect, TLS handshake if `wss://`, then the WebSocket upgrade
     /// offering `axon.v1`.
-    pub async fn connect(
-        endpoint: &WsEndpoint,
-        tls: Option<&Arc<rustls::ClientConfig>>,
-        max_frame_bytes: usize,
-    ) -> Result<Self, ClientError> {
-        let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-            .await
-            .map_err(|e| {
-                ClientError::connection(
-                    format!("TCP connect to {}:{}", endpoint.host, endpoint.port),
-                    e,
-                )
-            })?;
+    pub async fn connect(endpoint: &WsEndpoint, dial: &Dial<'_>) -> Result<Self, ClientError> {
+        let tls = dial.tls;
+        let max_frame_bytes = dial.max_frame_bytes;
+        let tcp = match dial.local_addr {
+            None => TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await,
+            Some(local) => connect_from(local, &endpoint.host, endpoint.port).await?,
+        }
+        .map_err(|e| {
+            ClientError::connection(
+                format!("TCP connect to {}:{}", endpoint.host, endpoint.port),
+                e,
+            )
+        })?;
         // Frames are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
         let io: Box<dyn Io> = if endpoint.tls {
@@ -174,6 +175,46 @@ impl WsTransport {
     }
 }
 
+/// TCP to `host:port` from `local`: tries each address of the host that
+/// is of `local`'s family, as `TcpStream::connect` tries them all. The
+/// outer error is a configuration error (no address of that family), the
+/// inner one the connect's.
+async fn connect_from(
+    local: IpAddr,
+    host: &str,
+    port: u16,
+) -> Result<std::io::Result<TcpStream>, ClientError> {
+    let addrs = match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => addrs,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut last = None;
+    for target in addrs {
+        let Ok(bind) = super::local_socket_addr(Some(local), &target) else {
+            continue;
+        };
+        let attempt = async {
+            let socket = if target.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.bind(bind)?;
+            socket.connect(target).await
+        };
+        match attempt.await {
+            Ok(tcp) => return Ok(Ok(tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Ok(Err(e)),
+        None => Err(ClientError::Config(format!(
+            "{host}:{port} has no address of the family of local address {local}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +238,22 @@ mod tests {
             Err(ClientError::Config(_))
         ));
         assert!(WsEndpoint::parse("not a url").is_err());
+    }
+
+    #[tokio::test]
+    async fn tcp_connects_from_the_local_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let local: IpAddr = "127.0.0.3".parse().unwrap();
+        let (tcp, accepted) =
+            tokio::join!(connect_from(local, "127.0.0.1", port), listener.accept());
+        let tcp = tcp.unwrap().unwrap();
+        assert_eq!(tcp.local_addr().unwrap().ip(), local);
+        assert_eq!(accepted.unwrap().1.ip(), local);
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert!(matches!(
+            connect_from(v6, "127.0.0.1", port).await,
+            Err(ClientError::Config(_))
+        ));
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use axon_client::{Auth, Client, ClientConfig, ReconnectPolicy};
+use axon_client::{Client, ReconnectPolicy};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use tokio::task::JoinSet;
@@ -33,86 +33,22 @@ use crate::payload::{self, Stamp};
 use crate::provision::Provisioner;
 use crate::record::{Errors, Local, Series, Tally};
 use crate::report::Report;
+use crate::scenario::native::{self, Dialer, Face};
 use crate::scenario::{Live, Run};
 
 /// Connections opened at once while ramping up.
 const CONNECT_WAVE: usize = 200;
 /// Deliveries a receiver counts before adding them to the live counter.
 const LIVE_BATCH: u64 = 1_024;
+/// Events a subscriber's client buffers ahead of the reader.
+const EVENT_BUFFER: usize = 4_096;
 
-/// The native transports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// `ws://`
-    Ws,
-    /// `wss://`
-    Wss,
-    /// `quic://`
-    Quic,
-}
-
-impl Transport {
-    /// The transports `name` (ws, wss, quic, mix) stands for.
-    pub fn parse_list(name: &str) -> anyhow::Result<Vec<Transport>> {
-        Ok(match name {
-            "ws" => vec![Self::Ws],
-            "wss" => vec![Self::Wss],
-            "quic" => vec![Self::Quic],
-            "mix" => vec![Self::Ws, Self::Wss, Self::Quic],
-            other => bail!("unknown transport {other:?}: ws, wss, quic or mix"),
-        })
-    }
-}
-
-/// Where each transport listens.
-#[derive(Debug, Clone)]
-pub struct Endpoints {
-    /// `host:port` of the plain HTTP listener (ws://).
-    pub ws: String,
-    /// `host:port` of the HTTPS listener (wss://).
-    pub wss: String,
-    /// `host:port` of the QUIC listener.
-    pub quic: String,
-    /// CA certificate to trust for wss:// and quic://.
-    pub ca_file: Option<std::path::PathBuf>,
-}
-
-impl Endpoints {
-    /// A client configuration for `transport` with `token`: no automatic
-    /// reconnect (a lost connection is an error of the run).
-    pub fn config(&self, transport: Transport, token: &str) -> anyhow::Result<ClientConfig> {
-        let url = match transport {
-            Transport::Ws => format!("ws://{}/_axon/v1/ws", self.ws),
-            Transport::Wss => format!("wss://{}/_axon/v1/ws", self.wss),
-            Transport::Quic => format!("quic://{}", self.quic),
-        };
-        for addr in [&self.ws, &self.wss, &self.quic] {
-            let ip = addr
-                .rsplit_once(':')
-                .map_or(addr.as_str(), |(h, _)| h)
-                .trim_matches(['[', ']']);
-            if !(ip == "localhost"
-                || ip
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|a| a.is_loopback()))
-            {
-                bail!("{addr} is not a loopback address; axon-loadtest only loads this machine");
-            }
-        }
-        let mut config = ClientConfig::new(url, Auth::Token(token.to_owned()))
-            .reconnect(ReconnectPolicy {
-                max_attempts: Some(5),
-                ..ReconnectPolicy::default()
-            })
-            .request_timeout(Duration::from_secs(30));
-        config.webpki_roots = false;
-        if transport != Transport::Ws {
-            let ca = self.ca_file.as_ref().context(
-                "wss:// and quic:// need --ca-file (the server's development certificate is <data_dir>/tls/dev-cert.pem)",
-            )?;
-            config = config.add_root_pem(ca.clone());
-        }
-        Ok(config)
+/// A few reconnects: a connection lost during a run shows as errors and
+/// (if it does not come back) lost events, not as a hung run.
+fn reconnect() -> ReconnectPolicy {
+    ReconnectPolicy {
+        max_attempts: Some(5),
+        ..ReconnectPolicy::default()
     }
 }
 
@@ -126,7 +62,10 @@ struct Receiver {
 
 /// Runs the scenario.
 pub async fn run(run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
-    let transports = Transport::parse_list(&args.transport)?;
+    let faces = match args.transport.as_str() {
+        "mix" => vec![Face::Ws, Face::Wss, Face::Quic],
+        one => vec![Face::parse(one)?],
+    };
     if args.connections == 0 || args.rooms == 0 || args.publishers == 0 || args.users == 0 {
         bail!("--connections, --rooms, --publishers and --users must be at least 1");
     }
@@ -140,11 +79,29 @@ pub async fn run(run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
         bail!("--window must be 1..=10000");
     }
     crate::net::check_file_budget((args.connections + args.publishers) as u64 + 32, "fanout")?;
-    let endpoints = Endpoints {
-        ws: args.ws_addr.clone(),
-        wss: args.wss_addr.clone(),
-        quic: args.quic_addr.clone(),
-        ca_file: run.common.ca_file.clone(),
+    // One dialer per face: source addresses for TCP, shared endpoints
+    // for QUIC, one TLS configuration.
+    let mut dialers = Vec::with_capacity(faces.len());
+    for &face in &faces {
+        let addr = match face {
+            Face::Ws => &args.ws_addr,
+            Face::Wss => &args.wss_addr,
+            Face::Quic => &args.quic_addr,
+        };
+        let target = native::target(face, Some(addr)).await?;
+        dialers.push(Dialer::new(
+            face,
+            target,
+            run.common.ca_file.as_deref(),
+            run.common.sources,
+            native::quic_endpoints_for(args.connections + args.publishers),
+        )?);
+    }
+    let dial = |i: usize, token: &str| {
+        let mut config = dialers[i % dialers.len()].config(i / dialers.len(), token, reconnect());
+        // Room for bursts: a full buffer stops the client reading its socket.
+        config.event_buffer = EVENT_BUFFER;
+        config
     };
     let mut report = Report::new("fanout");
 
@@ -199,8 +156,7 @@ pub async fn run(run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
         let wave = (args.connections - first).min(CONNECT_WAVE);
         let mut pending = JoinSet::new();
         for i in first..first + wave {
-            let config =
-                endpoints.config(transports[i % transports.len()], &users[i % users_n].token)?;
+            let config = dial(i, &users[i % users_n].token);
             let subscribe: Vec<String> =
                 rooms_of(i).into_iter().map(|r| rooms[r].clone()).collect();
             let mut hs = handshakes.local();
@@ -261,7 +217,7 @@ pub async fn run(run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
     let acks = Series::new(start_ns);
     let mut publishers = Vec::with_capacity(args.publishers);
     for p in 0..args.publishers {
-        let config = endpoints.config(transports[p % transports.len()], &owner.token)?;
+        let config = dial(p, &owner.token);
         publishers.push(
             Client::connect(config)
                 .await
@@ -479,35 +435,5 @@ fn settle(
             Some(code) => format!("send: {code:?}"),
             None => format!("send: {e}"),
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transports_and_loopback_endpoints() {
-        assert_eq!(Transport::parse_list("mix").unwrap().len(), 3);
-        assert!(Transport::parse_list("tcp").is_err());
-        let mut e = Endpoints {
-            ws: "127.0.0.1:8008".into(),
-            wss: "127.0.0.1:8448".into(),
-            quic: "[::1]:8443".into(),
-            ca_file: None,
-        };
-        let c = e.config(Transport::Ws, "t").unwrap();
-        assert_eq!(c.url, "ws://127.0.0.1:8008/_axon/v1/ws");
-        assert!(
-            e.config(Transport::Quic, "t").is_err(),
-            "quic needs a CA file"
-        );
-        e.ca_file = Some("ca.pem".into());
-        assert_eq!(
-            e.config(Transport::Quic, "t").unwrap().url,
-            "quic://[::1]:8443"
-        );
-        e.ws = "10.1.2.3:8008".into();
-        assert!(e.config(Transport::Ws, "t").is_err(), "loopback only");
     }
 }

@@ -1,8 +1,12 @@
 //! The scenarios, and what they share: [`Run`] (bounds, errors, the
 //! server probe, the progress bar).
 
+pub mod churn;
+pub mod connections;
 pub mod fanout;
 pub mod matrix;
+pub mod native;
+pub mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
