@@ -70,6 +70,9 @@ pub struct QuicFace {
     timeouts: Timeouts,
 }
 
+/// Receive buffer asked for on the server's UDP socket.
+const RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
 impl QuicFace {
     /// Binds the UDP socket with `tls` (its ALPN is set to [`ALPN`]).
     pub fn bind(
@@ -99,8 +102,33 @@ impl QuicFace {
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(Arc::new(transport));
         server.migration(true);
-        let endpoint =
-            Endpoint::server(server, addr).map_err(|source| QuicError::Bind { addr, source })?;
+        let socket =
+            std::net::UdpSocket::bind(addr).map_err(|source| QuicError::Bind { addr, source })?;
+        // Every connection shares this one socket. The default receive
+        // buffer (208 KiB on Linux) overflowed while 100k clients
+        // connected (hundreds of thousands of datagrams dropped, each a
+        // retransmission later); the kernel caps the size at
+        // `net.core.rmem_max`, and a smaller buffer still works.
+        match quinn::udp::UdpSocketState::new((&socket).into()) {
+            Ok(state) => {
+                if let Err(e) = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER_BYTES) {
+                    tracing::debug!(error = %e, "could not enlarge the QUIC receive buffer");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not inspect the QUIC socket"),
+        }
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| QuicError::Bind {
+                addr,
+                source: std::io::Error::other("no async runtime"),
+            })?;
+        let endpoint = Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            runtime,
+        )
+        .map_err(|source| QuicError::Bind { addr, source })?;
         Ok(Self {
             endpoint,
             services,
