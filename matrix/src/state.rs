@@ -23,6 +23,8 @@ pub struct Inner {
     pub limits: RateLimits,
     /// Room operations, every rule decided in core.
     pub rooms: Rooms,
+    /// Member events each device was sent (lazy-loaded members).
+    pub sent_members: crate::routes::sync::members::SentMembers,
 }
 
 impl Matrix {
@@ -35,7 +37,13 @@ impl Matrix {
             services,
             config,
             limits,
+            sent_members: Default::default(),
         }))
+    }
+
+    /// Member events each device was sent (lazy-loaded members).
+    pub fn sent_members(&self) -> &crate::routes::sync::members::SentMembers {
+        &self.0.sent_members
     }
 
     /// Users, logins, tokens and profiles.

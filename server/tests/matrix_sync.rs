@@ -395,6 +395,79 @@ async fn limited_timelines_filters_and_prev_batch() {
         .map(|e| &e["state_key"])
         .collect();
     assert!(members.contains(&&json!("@alice:localhost")), "{members:?}");
+
+    // Incremental syncs leave out the member events this device already
+    // has, unless the filter asks for redundant members.
+    let member_keys = |sync: &Value| -> Vec<Value> {
+        sync["rooms"]["join"][&room]["state"]["events"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter(|e| e["type"] == "m.room.member")
+            .map(|e| e["state_key"].clone())
+            .collect()
+    };
+    let lazy_q = enc(&lazy.to_string());
+    let mut since = next(&initial);
+    say(addr, &alice, &room, "again1", "again").await;
+    let inc = sync(
+        addr,
+        &bob,
+        &format!("since={since}&timeout=0&filter={lazy_q}"),
+    )
+    .await;
+    assert_eq!(timeline(&inc, &room).len(), 1, "{inc}");
+    assert!(
+        member_keys(&inc).is_empty(),
+        "alice's member event again: {inc}"
+    );
+    since = next(&inc);
+    let redundant = json!({"room": {"timeline": {"limit": 1},
+        "state": {"lazy_load_members": true, "include_redundant_members": true}}});
+    say(addr, &alice, &room, "again2", "again").await;
+    let inc = sync(
+        addr,
+        &bob,
+        &format!(
+            "since={since}&timeout=0&filter={}",
+            enc(&redundant.to_string())
+        ),
+    )
+    .await;
+    assert_eq!(member_keys(&inc), vec![json!("@alice:localhost")], "{inc}");
+    // A new member event (a name change) is sent again.
+    since = next(&inc);
+    let r = put(
+        addr,
+        &format!("{V3}/profile/@alice:localhost/displayname"),
+        Some(&alice),
+        json!({"displayname": "Alice A."}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    say(addr, &alice, &room, "again3", "again").await;
+    let inc = sync(
+        addr,
+        &bob,
+        &format!("since={since}&timeout=0&filter={lazy_q}"),
+    )
+    .await;
+    let all: Vec<&Value> = inc["rooms"]["join"][&room]["timeline"]["events"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .chain(
+            inc["rooms"]["join"][&room]["state"]["events"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice),
+        )
+        .filter(|e| e["type"] == "m.room.member")
+        .collect();
+    assert!(
+        all.iter()
+            .any(|e| e["content"]["displayname"] == "Alice A."),
+        "the renamed member: {inc}"
+    );
     server.shutdown().await.unwrap();
 }
 

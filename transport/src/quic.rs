@@ -117,11 +117,10 @@ impl QuicFace {
             }
             Err(e) => tracing::debug!(error = %e, "could not inspect the QUIC socket"),
         }
-        let runtime = quinn::default_runtime()
-            .ok_or_else(|| QuicError::Bind {
-                addr,
-                source: std::io::Error::other("no async runtime"),
-            })?;
+        let runtime = quinn::default_runtime().ok_or_else(|| QuicError::Bind {
+            addr,
+            source: std::io::Error::other("no async runtime"),
+        })?;
         let endpoint = Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(server),

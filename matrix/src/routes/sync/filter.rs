@@ -7,7 +7,7 @@
 
 use axon_core::RoomId;
 use axon_core::rooms::EventFilter;
-use ruma::api::client::filter::{self, FilterDefinition, RoomEventFilter};
+use ruma::api::client::filter::{self, FilterDefinition, LazyLoadOptions, RoomEventFilter};
 use ruma::api::client::sync::sync_events::v3::Filter;
 
 use crate::auth::User;
@@ -30,6 +30,8 @@ pub struct SyncFilter {
     pub timeline_limit: usize,
     /// Only members that timeline events need, in `state`.
     pub lazy_load_members: bool,
+    /// With lazy loading, members the device was already sent too.
+    pub include_redundant_members: bool,
     /// Only these rooms; `None` is all.
     pub rooms: Option<Vec<RoomId>>,
     /// Never these rooms.
@@ -81,6 +83,14 @@ impl SyncFilter {
             timeline_limit: limit,
             lazy_load_members: !d.room.state.lazy_load_options.is_disabled()
                 || !timeline.lazy_load_options.is_disabled(),
+            include_redundant_members: [&d.room.state, timeline].iter().any(|f| {
+                matches!(
+                    f.lazy_load_options,
+                    LazyLoadOptions::Enabled {
+                        include_redundant_members: true
+                    }
+                )
+            }),
             rooms: d.room.rooms.as_deref().map(rooms).transpose()?,
             not_rooms: rooms(&d.room.not_rooms)?,
             include_leave: d.room.include_leave,

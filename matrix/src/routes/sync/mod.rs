@@ -11,6 +11,7 @@
 
 pub mod collect;
 pub mod filter;
+pub mod members;
 pub mod rooms;
 pub mod token;
 pub mod wait;
@@ -50,6 +51,12 @@ pub async fn sync(
         .map(|s| SyncToken::parse(s, shards))
         .transpose()?;
     set_presence(&matrix, &user, &req.set_presence).await?;
+    if since.is_none() || req.full_state {
+        // The client starts over: lazy-loaded members are all sent again.
+        matrix
+            .sent_members()
+            .forget_device(&user.user_id, &user.device_id);
+    }
     let Some(since) = since else {
         return build(&matrix, &user, &filter, None, true).await;
     };

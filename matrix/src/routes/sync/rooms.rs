@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use axon_core::event::types;
 use axon_core::rooms::ServedEvent;
 use axon_core::store::{AccountDataRecord, Receipt};
-use axon_core::{Event, RoomId};
+use axon_core::{Event, EventId, RoomId, UserId};
 use ruma::UInt;
 use ruma::api::client::sync::sync_events::UnreadNotificationsCount;
 use ruma::api::client::sync::sync_events::v3::{
@@ -125,7 +125,27 @@ async fn whole_room(
         })
         .collect();
     timeline.events = raw_events(&events, ctx.user)?;
+    if ctx.filter.lazy_load_members {
+        record_members(ctx, room, state.iter().chain(events.iter()));
+    }
     Ok((timeline, state))
+}
+
+/// Notes the member events among `events` as sent to the device.
+fn record_members<'a>(ctx: &Ctx<'_>, room: &RoomId, events: impl Iterator<Item = &'a ServedEvent>) {
+    let members: Vec<(UserId, &EventId)> = events
+        .filter(|e| e.event.event_type == types::MEMBER)
+        .filter_map(|e| {
+            let who = UserId::parse(e.event.state_key.as_deref()?).ok()?;
+            Some((who, &e.event.event_id))
+        })
+        .collect();
+    ctx.matrix.sent_members().record(
+        &ctx.user.user_id,
+        &ctx.user.device_id,
+        room,
+        members.iter().map(|(u, e)| (u, *e)),
+    );
 }
 
 /// The room's new events: the last `limit` that pass the filter as the
@@ -169,13 +189,28 @@ async fn incremental(
             .filter_map(|e| e.event.state_key.clone())
             .collect();
         let senders: HashSet<String> = kept.iter().map(|e| e.event.sender.to_string()).collect();
+        let current = rooms.state(room).await?;
+        let sent = ctx.matrix.sent_members();
+        let device = &ctx.user.device_id;
         for sender in senders.difference(&known) {
+            // A member event this device already has is left out, as the
+            // spec allows, unless the filter asks for redundant members.
+            let redundant = !ctx.filter.include_redundant_members
+                && axon_core::UserId::parse(sender).is_ok_and(|who| {
+                    current
+                        .state_event_id(types::MEMBER, sender)
+                        .is_some_and(|id| sent.has(user, device, room, &who, id))
+                });
+            if redundant {
+                continue;
+            }
             match rooms.state_event(user, room, types::MEMBER, sender).await {
                 Ok(member) => state.push(member),
                 Err(axon_core::RoomsError::EventNotFound) => {}
                 Err(e) => return Err(e.into()),
             }
         }
+        record_members(ctx, room, state.iter().chain(kept.iter().copied()));
     }
     let mut timeline = Timeline::new();
     timeline.limited = limited;
