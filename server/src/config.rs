@@ -926,6 +926,16 @@ mod tests {
     }
 
     #[test]
+    fn the_load_test_configuration_is_valid() {
+        let text = include_str!("../../deploy/loadtest.toml");
+        let parsed: Config = toml::from_str(text).unwrap();
+        parsed.validate().unwrap();
+        assert_eq!(parsed.matrix.user_requests_per_second, 0);
+        assert_eq!(parsed.matrix.ip_requests_per_second, 0);
+        assert!(parsed.native.sends_per_second >= 1_000_000);
+    }
+
+    #[test]
     fn the_configuration_doc_lists_every_key_and_variable() {
         let doc = include_str!("../../docs/configuration.md");
         for key in every_key() {

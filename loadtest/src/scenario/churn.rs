@@ -80,7 +80,7 @@ struct Subscriber {
 }
 
 /// Runs the scenario.
-pub async fn run(run: Run, args: ChurnArgs) -> anyhow::Result<Report> {
+pub async fn run(mut run: Run, args: ChurnArgs) -> anyhow::Result<Report> {
     if args.clients == 0 || args.clients > MAX_CLIENTS {
         bail!("--clients must be 1..={MAX_CLIENTS}");
     }
@@ -187,6 +187,7 @@ pub async fn run(run: Run, args: ChurnArgs) -> anyhow::Result<Report> {
         args.cycles,
         pause.as_secs_f64()
     );
+    run.begin_measuring().await;
     let bar = run.progress("churn", run.duration());
     let started = Instant::now();
     let mut not_resumed = 0u64;

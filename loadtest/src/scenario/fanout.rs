@@ -61,7 +61,7 @@ struct Receiver {
 }
 
 /// Runs the scenario.
-pub async fn run(run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
+pub async fn run(mut run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
     let faces = match args.transport.as_str() {
         "mix" => vec![Face::Ws, Face::Wss, Face::Quic],
         one => vec![Face::parse(one)?],
@@ -226,6 +226,7 @@ pub async fn run(run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
     }
     let interval =
         (args.rate > 0).then(|| Duration::from_secs_f64(args.publishers as f64 / args.rate as f64));
+    run.begin_measuring().await;
     let bar = run.progress("fanout", run.duration());
     let started = Instant::now();
     let deadline = started + run.duration();

@@ -52,7 +52,7 @@ struct Seen {
 }
 
 /// Runs the scenario.
-pub async fn run(run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
+pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
     if args.users == 0 || args.rooms == 0 || args.rooms > args.users {
         bail!("--users must be at least 1 and at least --rooms");
     }
@@ -128,6 +128,7 @@ pub async fn run(run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
         Arc::new((0..rooms.len()).map(|_| AtomicU64::new(0)).collect());
     let interval =
         (args.rate > 0).then(|| Duration::from_secs_f64(senders as f64 / args.rate as f64));
+    run.begin_measuring().await;
     let bar = run.progress("matrix", run.duration());
     let started = Instant::now();
     let deadline = started + run.duration();

@@ -68,6 +68,18 @@ impl Run {
         })
     }
 
+    /// Reads the server's figures and this process's CPU again: what
+    /// `finish` reports is then the measured phase alone, without the
+    /// set-up (users, rooms, connections) before it.
+    pub async fn begin_measuring(&mut self) {
+        if let Some(probe) = &self.probe
+            && let Ok(sample) = probe.sample().await
+        {
+            self.before = Some(sample);
+        }
+        self.cpu_before = own_cpu_seconds();
+    }
+
     /// The measured phase's length.
     pub fn duration(&self) -> Duration {
         Duration::from_secs(self.common.duration_secs)
