@@ -53,11 +53,6 @@ impl Provisioner {
         }
     }
 
-    /// The base URL.
-    pub fn base(&self) -> &BaseUrl {
-        &self.base
-    }
-
     /// Registers `count` users (`lt<tag>u0`, `lt<tag>u1`, ...).
     pub async fn users(&self, count: usize) -> anyhow::Result<Vec<User>> {
         let work: Vec<usize> = (0..count).collect();

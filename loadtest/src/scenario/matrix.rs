@@ -347,7 +347,6 @@ async fn receive(
     };
     drop(ready);
     let mut tally = Tally::default();
-    let room_key = room.clone();
     loop {
         let path = format!("{V3}/sync?filter={filter_id}&timeout={SYNC_TIMEOUT_MS}&since={since}");
         let reply = match conn.json(Method::GET, &path, Some(&user.token), None).await {
@@ -373,7 +372,7 @@ async fn receive(
             since = next.to_owned();
         }
         let Some(timeline) = reply.json["rooms"]["join"]
-            .get(&room_key)
+            .get(&room)
             .map(|r| &r["timeline"])
         else {
             continue;
