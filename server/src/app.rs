@@ -80,6 +80,9 @@ pub struct Server {
     public: Trigger,
     admin: Trigger,
     tasks: Vec<JoinHandle<()>>,
+    /// The public HTTP and HTTPS accept loops; shutdown waits for them so
+    /// their sockets are closed when it returns.
+    public_listeners: Vec<JoinHandle<()>>,
     drain_timeout: Duration,
     // Dropped last: unlocks the data directory.
     data_dir: DataDir,
@@ -194,24 +197,26 @@ impl Server {
         };
 
         let public = Trigger::new();
-        tasks.push(tokio::spawn(
-            HttpListener {
-                name: "http",
-                listener: http_listener,
-                tls: None,
-                service: plain_routes,
-            }
-            .serve(public.subscribe(), public.guard()),
-        ));
-        tasks.push(tokio::spawn(
-            HttpListener {
-                name: "https",
-                listener: https_listener,
-                tls: Some(TlsAcceptor::from(tls_config)),
-                service: public_routes.with_websocket(ws, FaceKind::Wss),
-            }
-            .serve(public.subscribe(), public.guard()),
-        ));
+        let public_listeners = vec![
+            tokio::spawn(
+                HttpListener {
+                    name: "http",
+                    listener: http_listener,
+                    tls: None,
+                    service: plain_routes,
+                }
+                .serve(public.subscribe(), public.guard()),
+            ),
+            tokio::spawn(
+                HttpListener {
+                    name: "https",
+                    listener: https_listener,
+                    tls: Some(TlsAcceptor::from(tls_config)),
+                    service: public_routes.with_websocket(ws, FaceKind::Wss),
+                }
+                .serve(public.subscribe(), public.guard()),
+            ),
+        ];
 
         readiness.set(Phase::Ready);
         log_startup(&config, &data_dir, &store_info, &certificate, &addrs);
@@ -225,6 +230,7 @@ impl Server {
             public,
             admin,
             tasks,
+            public_listeners,
             drain_timeout: Duration::from_secs(config.shutdown.drain_timeout_secs),
             data_dir,
         })
@@ -261,6 +267,7 @@ impl Server {
             public,
             admin,
             tasks,
+            public_listeners,
             drain_timeout,
             data_dir,
             ..
@@ -272,6 +279,13 @@ impl Server {
                 timeout_secs = drain_timeout.as_secs(),
                 "some connections were still busy at the drain deadline; closing them"
             );
+        }
+        // The accept loops end as soon as the signal fires; waiting for them
+        // means their sockets are closed, whatever the drain's outcome.
+        for listener in public_listeners {
+            if let Err(e) = listener.await {
+                tracing::warn!(error = %e, "a public listener task failed");
+            }
         }
         // Native connections get a resumable ShuttingDown close; they drain
         // before the sequencers stop, so no send in flight is cut off.

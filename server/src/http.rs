@@ -75,10 +75,15 @@ where
     /// Accepts connections until `shutdown` fires; each connection holds a
     /// clone of `guard` until it has closed.
     pub async fn serve(self, mut shutdown: Shutdown, guard: DrainGuard) {
-        let name = self.name;
+        let Self {
+            name,
+            listener,
+            tls,
+            service,
+        } = self;
         loop {
             let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
+                accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         // Usually EMFILE: back off instead of spinning.
@@ -93,13 +98,17 @@ where
             let conn = Connection {
                 name,
                 peer,
-                tls: self.tls.clone(),
-                service: self.service.clone(),
+                tls: tls.clone(),
+                service: service.clone(),
                 shutdown: shutdown.clone(),
                 _guard: guard.clone(),
             };
             tokio::spawn(conn.run(stream));
         }
+        // The socket closes before this listener's drain guard goes, so once
+        // the drain completes no connection attempt can reach it.
+        drop(listener);
+        drop(guard);
         tracing::debug!(listener = name, "stopped accepting");
     }
 }
