@@ -66,6 +66,14 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An answer's status and body (`null` when the body is not JSON).
+    pub fn of(status: StatusCode, body: &[u8]) -> Self {
+        Self {
+            status,
+            json: serde_json::from_slice(body).unwrap_or(Value::Null),
+        }
+    }
+
     /// The Matrix `errcode`, or the status when there is none.
     pub fn error_code(&self) -> String {
         match self.json.get("errcode").and_then(Value::as_str) {
@@ -145,10 +153,7 @@ impl HttpConn {
     ) -> anyhow::Result<Reply> {
         let body = body.map(|b| b.to_string().into_bytes());
         let (status, bytes) = self.request(method, path, token, body).await?;
-        Ok(Reply {
-            status,
-            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        })
+        Ok(Reply::of(status, &bytes))
     }
 }
 

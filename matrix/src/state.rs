@@ -25,6 +25,8 @@ pub struct Inner {
     pub rooms: Rooms,
     /// Member events each device was sent (lazy-loaded members).
     pub sent_members: crate::routes::sync::members::SentMembers,
+    /// Stored filters, decoded.
+    pub stored_filters: crate::routes::sync::filter::StoredFilters,
 }
 
 impl Matrix {
@@ -38,12 +40,18 @@ impl Matrix {
             config,
             limits,
             sent_members: Default::default(),
+            stored_filters: Default::default(),
         }))
     }
 
     /// Member events each device was sent (lazy-loaded members).
     pub fn sent_members(&self) -> &crate::routes::sync::members::SentMembers {
         &self.0.sent_members
+    }
+
+    /// Stored filters, decoded (`/sync` with a filter id).
+    pub fn stored_filters(&self) -> &crate::routes::sync::filter::StoredFilters {
+        &self.0.stored_filters
     }
 
     /// Users, logins, tokens and profiles.

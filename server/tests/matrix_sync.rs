@@ -379,6 +379,25 @@ async fn limited_timelines_filters_and_prev_batch() {
     let events = timeline(&inc, &room);
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["type"], "m.room.topic");
+    // The stored filter cannot be changed through account data, so a
+    // second sync with it (decoded once, then remembered) filters the same.
+    let r = put(
+        addr,
+        &format!("{V3}/user/@alice:localhost/account_data/io.axon.filter.{id}"),
+        Some(&alice),
+        json!({"room": {"timeline": {"limit": 50}}}),
+    )
+    .await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "{r:?}");
+    let again = sync(
+        addr,
+        &alice,
+        &format!("since={since}&timeout=0&filter={id}"),
+    )
+    .await;
+    let ids =
+        |events: &[Value]| -> Vec<Value> { events.iter().map(|e| e["event_id"].clone()).collect() };
+    assert_eq!(ids(timeline(&again, &room)), ids(events));
     let r = get(addr, &format!("{V3}/sync?filter=nope"), Some(&alice)).await;
     assert_eq!(r.status, 400, "{r:?}");
 
@@ -748,5 +767,53 @@ async fn native_and_matrix_clients_meet_in_sync_and_typing() {
     })
     .await;
     native.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// Unread counts stay right across incremental syncs that each carry some
+/// of the new events (counted from the window) and quiet ones (no count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_follow_incremental_syncs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path(), |_| {}).await;
+    let addr = server.addrs().http;
+    let (alice, _) = register(addr, "alice", "password1").await;
+    let (bob, _) = register(addr, "bob", "password1").await;
+    let room = create(addr, &alice, json!({"preset": "public_chat"})).await;
+    join(addr, &bob, &room).await;
+    let count =
+        |v: &Value| v["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
+    let mut since = next(&sync(addr, &bob, "").await);
+    let mut expected = 0;
+    for round in 0..4 {
+        // Alice's messages count for Bob, Bob's own do not.
+        for i in 0..=round {
+            say(addr, &alice, &room, &format!("a{round}-{i}"), "hi").await;
+            expected += 1;
+        }
+        say(addr, &bob, &room, &format!("b{round}"), "mine").await;
+        let inc = sync(addr, &bob, &format!("since={since}&timeout=0")).await;
+        assert_eq!(count(&inc), expected, "round {round}: {inc}");
+        since = next(&inc);
+    }
+    let last = say(addr, &alice, &room, "last", "read up to here").await;
+    expected += 1;
+    let inc = sync(addr, &bob, &format!("since={since}&timeout=0")).await;
+    assert_eq!(count(&inc), expected, "{inc}");
+    since = next(&inc);
+    let r = post(
+        addr,
+        &format!("{V3}/rooms/{room}/receipt/m.read/{last}"),
+        Some(&bob),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    say(addr, &alice, &room, "after", "new").await;
+    let inc = sync(addr, &bob, &format!("since={since}&timeout=0")).await;
+    assert_eq!(count(&inc), 1, "only what came after the receipt: {inc}");
+    // A fresh initial sync counts the same without a window.
+    let initial = sync(addr, &bob, "").await;
+    assert_eq!(count(&initial), 1, "{initial}");
     server.shutdown().await.unwrap();
 }

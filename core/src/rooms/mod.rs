@@ -103,6 +103,9 @@ pub struct Rooms {
     /// Unread counts as of a room head, so that `/sync` counts only the
     /// events since (see [`Rooms::unread_count`]).
     unread: Arc<sync::UnreadCache>,
+    /// Where receipts changed (the unread counts' receipt reads are
+    /// skipped while a room's receipts stay put).
+    ephemeral: Arc<crate::Ephemeral>,
 }
 
 impl Rooms {
@@ -113,6 +116,7 @@ impl Rooms {
             store: Arc::clone(&services.store),
             server_name: services.accounts.server_name().clone(),
             unread: Arc::default(),
+            ephemeral: Arc::clone(&services.ephemeral),
         }
     }
 

@@ -34,6 +34,8 @@ const MAX_UNREAD_CACHED: usize = 200_000;
 #[derive(Clone, Copy, Debug)]
 struct UnreadMark {
     read_upto: u64,
+    /// The room's receipts stream position `read_upto` was read at.
+    receipts_at: u64,
     counted_to: u64,
     count: u64,
 }
@@ -139,21 +141,28 @@ impl Rooms {
     /// Messages in `room` after `user`'s `m.read` receipt that others sent,
     /// for a member. The first count looks at most [`MAX_UNREAD_SCAN`]
     /// events; later ones (while the receipt stays put) add only the
-    /// events since the previous count.
-    pub async fn unread_count(&self, user: &UserId, room: &RoomId) -> Result<u64, RoomsError> {
+    /// events since the previous count. `known` are events of the room the
+    /// caller already holds (ascending, consecutive `seq`s, such as a
+    /// `/sync` window's): those are counted without reading them again.
+    pub async fn unread_count(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        known: &[Event],
+    ) -> Result<u64, RoomsError> {
         self.readable(user, room).await?;
         let head = self.store.room_head(room).await?.unwrap_or(0);
-        let mut read_upto = 0;
-        for r in self.store.receipts(room).await? {
-            if r.user_id == *user
-                && r.receipt_type == "m.read"
-                && let Some(e) = self.store.event(&r.event_id).await?
-            {
-                read_upto = read_upto.max(e.seq);
-            }
-        }
         let key = (user.clone(), room.clone());
         let cached = self.unread.marks.pin().get(&key).copied();
+        // The receipt is read again only when the room's receipts changed
+        // since the last count (the stream position is taken first, so a
+        // receipt stored meanwhile is read next time).
+        let receipts = &self.ephemeral.streams.receipts;
+        let receipts_at = receipts.head();
+        let read_upto = match cached {
+            Some(m) if !receipts.changed_since(room, m.receipts_at) => m.read_upto,
+            _ => self.read_upto(user, room).await?,
+        };
         let (from, base) = match cached {
             Some(m)
                 if m.read_upto == read_upto
@@ -167,22 +176,33 @@ impl Rooms {
                 0,
             ),
         };
+        let counts = |e: &Event| e.sender != *user && e.event_type == types::MESSAGE;
         let mut count = base;
-        if from <= head {
+        // `from..=head` is counted from `known` where it covers it, and
+        // from the store before and after that.
+        let usable = known.iter().all(|e| e.room_id == *room)
+            && known.windows(2).all(|w| w[1].seq == w[0].seq + 1);
+        let known = if usable { known } else { &[] };
+        count += known
+            .iter()
+            .filter(|e| e.seq >= from && e.seq <= head && counts(e))
+            .count() as u64;
+        let gaps = match (known.first(), known.last()) {
+            (Some(first), Some(last)) => [
+                (from, head.min(first.seq.saturating_sub(1))),
+                (from.max(last.seq + 1), head),
+            ],
+            _ => [(from, head), (1, 0)],
+        };
+        for (lo, hi) in gaps {
+            if lo > hi {
+                continue;
+            }
             let events = self
                 .store
-                .events(
-                    room,
-                    from,
-                    head,
-                    Direction::Forward,
-                    MAX_UNREAD_SCAN as usize,
-                )
+                .events(room, lo, hi, Direction::Forward, MAX_UNREAD_SCAN as usize)
                 .await?;
-            count += events
-                .iter()
-                .filter(|e| e.sender != *user && e.event_type == types::MESSAGE)
-                .count() as u64;
+            count += events.iter().filter(|e| counts(e)).count() as u64;
         }
         let marks = self.unread.marks.pin();
         if marks.len() >= MAX_UNREAD_CACHED {
@@ -192,11 +212,27 @@ impl Rooms {
             key,
             UnreadMark {
                 read_upto,
+                receipts_at,
                 counted_to: head,
                 count,
             },
         );
         Ok(count)
+    }
+
+    /// The `seq` of the event `user`'s `m.read` receipt in `room` is on
+    /// (0 without one).
+    async fn read_upto(&self, user: &UserId, room: &RoomId) -> Result<u64, RoomsError> {
+        let mut read_upto = 0;
+        for r in self.store.receipts(room).await? {
+            if r.user_id == *user
+                && r.receipt_type == "m.read"
+                && let Some(e) = self.store.event(&r.event_id).await?
+            {
+                read_upto = read_upto.max(e.seq);
+            }
+        }
+        Ok(read_upto)
     }
 
     /// `user`'s own membership in `room` just before the event with `seq`

@@ -16,17 +16,20 @@
 //! client would, and counted. Lost and duplicated events are found by
 //! `unsigned."io.axon.seq"` against the acknowledged count per room.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use http::Method;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::cli::MatrixArgs;
-use crate::http::{BaseUrl, HttpConn};
+use crate::http::{BaseUrl, HttpConn, Reply};
 use crate::net::SourceAddrs;
 use crate::payload::{self, Stamp};
 use crate::provision::{Provisioner, User, V3, encode_path, retrying};
@@ -349,10 +352,13 @@ async fn receive(
     let mut tally = Tally::default();
     loop {
         let path = format!("{V3}/sync?filter={filter_id}&timeout={SYNC_TIMEOUT_MS}&since={since}");
-        let reply = match conn.json(Method::GET, &path, Some(&user.token), None).await {
-            Ok(r) if r.status.is_success() => r,
-            Ok(r) => {
-                errors.add(format!("sync: {}", r.error_code()));
+        let body = match conn
+            .request(Method::GET, &path, Some(&user.token), None)
+            .await
+        {
+            Ok((status, body)) if status.is_success() => body,
+            Ok((status, body)) => {
+                errors.add(format!("sync: {}", Reply::of(status, &body).error_code()));
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             }
@@ -368,42 +374,48 @@ async fn receive(
         };
         let now = payload::now_ns();
         seen.syncs.fetch_add(1, Ordering::Relaxed);
-        if let Some(next) = reply.json.get("next_batch").and_then(Value::as_str) {
-            since = next.to_owned();
+        // Only what the tally needs is decoded (the generator's CPU is
+        // taken from the server's, on one machine).
+        let mut reply: SyncReply<'_> = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.add(format!("sync: undecodable answer ({e})"));
+                continue;
+            }
+        };
+        if let Some(next) = reply.next_batch.take() {
+            since = next.into_owned();
         }
-        let Some(timeline) = reply.json["rooms"]["join"]
-            .get(&room)
-            .map(|r| &r["timeline"])
-        else {
+        let Some(timeline) = reply.rooms.join.remove(room.as_str()).map(|r| r.timeline) else {
             continue;
         };
-        let mut events: Vec<&Value> = Vec::new();
-        let backfill;
-        if timeline["limited"].as_bool() == Some(true) {
+        let mut stamped: Vec<(u64, Stamp)> = Vec::new();
+        if timeline.limited {
             seen.limited.fetch_add(1, Ordering::Relaxed);
-            backfill = fetch_gap(
+            let backfill = fetch_gap(
                 &mut conn,
                 &user,
                 &room,
-                timeline["prev_batch"].as_str(),
+                timeline.prev_batch.as_deref(),
                 tally.last_seq,
                 &errors,
             )
             .await;
             seen.backfilled
                 .fetch_add(backfill.len() as u64, Ordering::Relaxed);
-            events.extend(backfill.iter());
+            stamped.extend(backfill.iter().filter_map(|event| {
+                let seq = event["unsigned"]["io.axon.seq"].as_u64()?;
+                let stamp = serde_json::from_value::<Stamp>(event["content"].clone()).ok()?;
+                Some((seq, stamp))
+            }));
         }
-        if let Some(list) = timeline["events"].as_array() {
-            events.extend(list.iter());
-        }
-        for event in events {
-            let Some(seq) = event["unsigned"]["io.axon.seq"].as_u64() else {
-                continue;
-            };
-            let Some(stamp) = serde_json::from_value::<Stamp>(event["content"].clone()).ok() else {
-                continue;
-            };
+        stamped.extend(
+            timeline
+                .events
+                .iter()
+                .filter_map(|e| Some((e.unsigned.seq?, e.content?))),
+        );
+        for (seq, stamp) in stamped {
             if tally.offer(seq) {
                 delivery.record_at(now, now.saturating_sub(stamp.t));
                 seen.received.fetch_add(1, Ordering::Relaxed);
@@ -466,4 +478,65 @@ async fn fetch_gap(
 
 fn root_cause(e: &anyhow::Error) -> String {
     e.root_cause().to_string()
+}
+
+/// The parts of a `/sync` answer the generator reads; the rest is skipped
+/// without being built.
+#[derive(Deserialize)]
+struct SyncReply<'a> {
+    #[serde(borrow)]
+    next_batch: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    rooms: SyncRooms<'a>,
+}
+
+#[derive(Default, Deserialize)]
+struct SyncRooms<'a> {
+    #[serde(default, borrow)]
+    join: HashMap<Cow<'a, str>, SyncRoom>,
+}
+
+#[derive(Deserialize)]
+struct SyncRoom {
+    #[serde(default)]
+    timeline: SyncTimeline,
+}
+
+#[derive(Default, Deserialize)]
+struct SyncTimeline {
+    #[serde(default)]
+    limited: bool,
+    prev_batch: Option<String>,
+    #[serde(default)]
+    events: Vec<SyncEvent>,
+}
+
+#[derive(Deserialize)]
+struct SyncEvent {
+    #[serde(default)]
+    unsigned: Unsigned,
+    /// `None` for events without the generator's stamp.
+    #[serde(default, deserialize_with = "stamp_or_none")]
+    content: Option<Stamp>,
+}
+
+#[derive(Default, Deserialize)]
+struct Unsigned {
+    #[serde(rename = "io.axon.seq")]
+    seq: Option<u64>,
+}
+
+/// A stamp, or `None` for content of another shape.
+fn stamp_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error> {
+    #[derive(Deserialize)]
+    struct MaybeStamp {
+        t: Option<u64>,
+        w: Option<u32>,
+        n: Option<u64>,
+    }
+    let m = MaybeStamp::deserialize(d)?;
+    Ok(match (m.t, m.w, m.n) {
+        (Some(t), Some(w), Some(n)) => Some(Stamp { t, w, n }),
+        _ => None,
+    })
 }

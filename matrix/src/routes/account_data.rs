@@ -16,7 +16,7 @@ use crate::auth::User;
 use crate::error::MatrixError;
 use crate::events::raw;
 use crate::ids::core_room;
-use crate::routes::filter::own;
+use crate::routes::filter::{FILTER_TYPE_PREFIX, own};
 use crate::state::Matrix;
 
 /// `PUT /user/{userId}/account_data/{type}`.
@@ -93,6 +93,12 @@ pub(crate) async fn put(
     data_type: &str,
     content: &RawValue,
 ) -> Result<(), MatrixError> {
+    if data_type.starts_with(FILTER_TYPE_PREFIX) {
+        // Stored filters live under this type and never change once made.
+        return Err(MatrixError::Forbidden(format!(
+            "account data of type {FILTER_TYPE_PREFIX}* is kept by the server"
+        )));
+    }
     if !content.get().trim_start().starts_with('{') {
         return Err(MatrixError::BadJson(
             "account data must be a JSON object".into(),

@@ -5,8 +5,12 @@
 //! `io.axon.filter.{id}` (see [`crate::routes::filter`]); `/sync` never
 //! shows those types as account data.
 
-use axon_core::RoomId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use axon_core::rooms::EventFilter;
+use axon_core::{RoomId, UserId};
+use parking_lot::Mutex;
 use ruma::api::client::filter::{self, FilterDefinition, LazyLoadOptions, RoomEventFilter};
 use ruma::api::client::sync::sync_events::v3::Filter;
 
@@ -48,22 +52,48 @@ pub struct SyncFilter {
     pub ephemeral: EventFilter,
 }
 
+/// Most stored filters kept decoded; past it the table starts over.
+const MAX_FILTERS_CACHED: usize = 100_000;
+
+/// Stored filters, decoded, by (user, filter id). A stored filter never
+/// changes (a new one gets a new id, and the account data API refuses its
+/// type), so a client that names the same filter on every `/sync` has it
+/// read and decoded once.
+#[derive(Default)]
+pub struct StoredFilters {
+    decoded: Mutex<HashMap<(UserId, String), Arc<SyncFilter>>>,
+}
+
 impl SyncFilter {
     /// The filter a request names, or everything.
     pub async fn resolve(
         matrix: &Matrix,
         user: &User,
         filter: Option<&Filter>,
-    ) -> Result<Self, MatrixError> {
+    ) -> Result<Arc<Self>, MatrixError> {
         let definition = match filter {
             None => FilterDefinition::default(),
             Some(Filter::FilterDefinition(d)) => d.clone(),
-            Some(Filter::FilterId(id)) => stored_filter(matrix, &user.user_id, id)
-                .await?
-                .ok_or_else(|| MatrixError::InvalidParam(format!("unknown filter {id:?}")))?,
+            Some(Filter::FilterId(id)) => {
+                let key = (user.user_id.clone(), id.clone());
+                let cache = &matrix.stored_filters().decoded;
+                if let Some(known) = cache.lock().get(&key) {
+                    return Ok(Arc::clone(known));
+                }
+                let definition = stored_filter(matrix, &user.user_id, id)
+                    .await?
+                    .ok_or_else(|| MatrixError::InvalidParam(format!("unknown filter {id:?}")))?;
+                let decoded = Arc::new(Self::of(&definition)?);
+                let mut cache = cache.lock();
+                if cache.len() >= MAX_FILTERS_CACHED {
+                    cache.clear();
+                }
+                cache.insert(key, Arc::clone(&decoded));
+                return Ok(decoded);
+            }
             Some(_) => return Err(MatrixError::InvalidParam("unknown filter form".into())),
         };
-        Self::of(&definition)
+        Self::of(&definition).map(Arc::new)
     }
 
     /// The filter of a definition.

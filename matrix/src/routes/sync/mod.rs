@@ -169,12 +169,8 @@ async fn build(
         account_data: eph.streams.account_data.head(),
     };
     // The rooms the user is in (in any way) before the window is read.
-    let known: HashSet<RoomId> = store
-        .rooms_of_user(&user.user_id)
-        .await?
-        .into_iter()
-        .map(|(room, _)| room)
-        .collect();
+    let before = store.rooms_of_user(&user.user_id).await?;
+    let known: HashSet<RoomId> = before.iter().map(|(room, _)| room.clone()).collect();
     let mut window = match since {
         Some(since) => {
             collect::window(
@@ -195,17 +191,21 @@ async fn build(
         }
     };
     next.shards = std::mem::take(&mut window.positions);
-    // Read after the window, so that every membership change the window
-    // shows is in it.
-    let memberships = store.rooms_of_user(&user.user_id).await?;
-    let account_data = store.all_account_data(&user.user_id).await?;
+    // Read again after the window when it changed the user's memberships,
+    // so that every change the window shows is in it; without such a
+    // change the first read agrees with the window.
+    let memberships = if since.is_none() || !window.touched.is_empty() {
+        store.rooms_of_user(&user.user_id).await?
+    } else {
+        before
+    };
     let ctx = rooms::Ctx {
         matrix,
         user,
         filter,
         since,
         next: &next,
-        account_data: &account_data,
+        account_data: tokio::sync::OnceCell::new(),
     };
     let mut response = Response::new(next.to_string());
     let mut sharing = HashSet::new();
@@ -271,7 +271,7 @@ async fn build(
             .changed_since(&(user.user_id.clone(), None), s.account_data)
     });
     if global_changed {
-        for record in account_data.iter().filter(|r| {
+        for record in ctx.account_data().await?.iter().filter(|r| {
             r.room_id.is_none()
                 && !r.data_type.starts_with(FILTER_TYPE_PREFIX)
                 && filter.account_data.matches_type(&r.data_type)

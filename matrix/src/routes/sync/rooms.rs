@@ -41,8 +41,21 @@ pub struct Ctx<'a> {
     pub since: Option<&'a SyncToken>,
     /// The positions this response reaches (the next token).
     pub next: &'a SyncToken,
-    /// The user's account data (room data is picked from it).
-    pub account_data: &'a [AccountDataRecord],
+    /// The user's account data (room data is picked from it), read when
+    /// first needed: most syncs have no account data change to show.
+    pub account_data: tokio::sync::OnceCell<Vec<AccountDataRecord>>,
+}
+
+impl Ctx<'_> {
+    /// The user's account data, read once per response.
+    pub async fn account_data(&self) -> Result<&[AccountDataRecord], MatrixError> {
+        let store = &self.matrix.services().store;
+        let records = self
+            .account_data
+            .get_or_try_init(|| store.all_account_data(&self.user.user_id))
+            .await?;
+        Ok(records)
+    }
 }
 
 /// A joined room's section; `None` when nothing in it is new.
@@ -52,6 +65,14 @@ pub async fn joined(
     new_events: Option<Vec<Event>>,
     whole: bool,
 ) -> Result<Option<JoinedRoom>, MatrixError> {
+    let rooms = ctx.matrix.rooms();
+    let user = &ctx.user.user_id;
+    // Counted before the events go into the timeline, so that they are not
+    // read again for it; a quiet room is not counted at all.
+    let unread = match &new_events {
+        Some(events) => Some(rooms.unread_count(user, room, events).await?),
+        None => None,
+    };
     let (timeline, state) = match new_events {
         _ if whole => whole_room(ctx, room).await?,
         Some(events) => incremental(ctx, room, events).await?,
@@ -59,7 +80,7 @@ pub async fn joined(
     };
     let mut out = JoinedRoom::new();
     out.ephemeral = ephemeral(ctx, room).await?;
-    out.account_data = room_account_data(ctx, room)?;
+    out.account_data = room_account_data(ctx, room).await?;
     let quiet = !whole
         && timeline.events.is_empty()
         && state.is_empty()
@@ -70,11 +91,10 @@ pub async fn joined(
     }
     out.timeline = timeline;
     out.state = State::Before(StateEvents::with_events(raw_events(&state, ctx.user)?));
-    let unread = ctx
-        .matrix
-        .rooms()
-        .unread_count(&ctx.user.user_id, room)
-        .await?;
+    let unread = match unread {
+        Some(n) => n,
+        None => rooms.unread_count(user, room, &[]).await?,
+    };
     let mut counts = UnreadNotificationsCount::new();
     counts.notification_count = Some(UInt::try_from(unread).unwrap_or(UInt::MAX));
     counts.highlight_count = Some(UInt::MIN);
@@ -278,7 +298,7 @@ fn receipt_content(receipts: &[Receipt], viewer: &User) -> Option<Value> {
 }
 
 /// The room's account data, when it changed since the token.
-fn room_account_data(ctx: &Ctx<'_>, room: &RoomId) -> Result<RoomAccountData, MatrixError> {
+async fn room_account_data(ctx: &Ctx<'_>, room: &RoomId) -> Result<RoomAccountData, MatrixError> {
     let eph = &ctx.matrix.services().ephemeral;
     let changed = ctx.since.is_none_or(|s| {
         eph.streams.account_data.changed_since(
@@ -288,7 +308,7 @@ fn room_account_data(ctx: &Ctx<'_>, room: &RoomId) -> Result<RoomAccountData, Ma
     });
     let mut out = RoomAccountData::new();
     if changed {
-        for record in ctx.account_data {
+        for record in ctx.account_data().await? {
             if record.room_id.as_ref() == Some(room)
                 && ctx.filter.room_account_data.matches_type(&record.data_type)
             {
