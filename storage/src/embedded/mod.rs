@@ -32,6 +32,7 @@ mod directory;
 mod durability;
 mod keys;
 mod receipts;
+mod recent;
 mod timeline;
 
 use std::path::Path;
@@ -100,6 +101,10 @@ struct Inner {
     /// Held by account writes that read before they write (create-if-absent,
     /// token cascades).
     account_lock: Mutex<()>,
+    /// Each shard's latest readable events, for `/sync`.
+    recent: recent::RecentEvents,
+    /// Users' rooms as readable now, for `/sync`.
+    memberships: recent::Memberships,
     /// Dropped before `db`: joins the flush thread.
     _flusher: Option<Flusher>,
 }
@@ -162,6 +167,8 @@ impl EmbeddedStore {
             sync,
             append_lock: Mutex::new(()),
             account_lock: Mutex::new(()),
+            recent: recent::RecentEvents::default(),
+            memberships: recent::Memberships::default(),
             _flusher: flusher,
         };
         Ok(Self {

@@ -136,7 +136,18 @@ impl Inner {
             }
             self.commit(commit, wb)?
         };
-        self.make_durable(ticket)
+        self.make_durable(ticket)?;
+        // Readable now: memory may answer for it.
+        self.recent.push(batch.shard, &batch.events);
+        let changed: Vec<UserId> = batch
+            .events
+            .iter()
+            .filter_map(|e| e.membership_change().map(|(user, _)| user))
+            .collect();
+        if !changed.is_empty() {
+            self.memberships.changed(&changed);
+        }
+        Ok(())
     }
 
     fn events(
@@ -288,6 +299,13 @@ impl TimelineStore for EmbeddedStore {
         limit: usize,
         rooms: Arc<HashSet<RoomId>>,
     ) -> Result<ShardRead, StoreError> {
+        if let Some(read) = self
+            .inner
+            .recent
+            .shard_events_of(shard, after, limit, &rooms)
+        {
+            return Ok(read);
+        }
         self.inline(move |inner| inner.shard_events_of(&inner.view(), shard, after, limit, &rooms))
     }
 
@@ -326,8 +344,15 @@ impl TimelineStore for EmbeddedStore {
     }
 
     async fn rooms_of_user(&self, user: &UserId) -> Result<Vec<(RoomId, Membership)>, StoreError> {
-        let user = user.clone();
-        self.inline(move |inner| inner.rooms_of_user(&inner.view(), &user))
+        let memberships = &self.inner.memberships;
+        if let Some(rooms) = memberships.get(user) {
+            return Ok(rooms);
+        }
+        // The generation is taken before the view, see `recent::Memberships`.
+        let generation = memberships.generation();
+        let rooms = self.inline(|inner| inner.rooms_of_user(&inner.view(), user))?;
+        memberships.keep(user, generation, &rooms);
+        Ok(rooms)
     }
 
     async fn txn(&self, key: &TxnKey) -> Result<Option<TxnRecord>, StoreError> {

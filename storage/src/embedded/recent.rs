@@ -1,0 +1,246 @@
+//! What the hottest reads of a `/sync` ask for, kept in memory as appends
+//! make it readable: each shard's latest events ([`RecentEvents`]) and each
+//! user's rooms ([`Memberships`]). Under a Matrix load these reads were a
+//! sixth of the server's CPU: every sync reads the shards' streams after
+//! its token and the user's rooms, and each LSM range read sets up an
+//! iterator over every memtable and table.
+//!
+//! Both only ever hold what the store's read view holds: events are added
+//! after the append that wrote them is readable (after its fsync, with
+//! fsync durability), and a user's rooms are remembered only when no
+//! membership changed while they were read.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use axon_core::event::Event;
+use axon_core::ids::{RoomId, UserId};
+use axon_core::room::Membership;
+use axon_core::shard::ShardId;
+use axon_core::store::ShardRead;
+use parking_lot::{Mutex, RwLock};
+
+/// Events kept per shard: a `/sync` at most this far behind is answered
+/// from memory.
+const EVENTS_PER_SHARD: usize = 1_024;
+/// Users whose rooms are kept; past it the table starts over.
+const MAX_USERS: usize = 100_000;
+
+/// The latest events of each shard, in `pos` order, with no gap: every
+/// event after the first one kept is there, up to the last append that
+/// became readable.
+#[derive(Default)]
+pub(super) struct RecentEvents {
+    shards: RwLock<HashMap<u16, Ring>>,
+}
+
+#[derive(Default)]
+struct Ring {
+    events: VecDeque<Event>,
+    /// Appends came out of order: never answered from memory again.
+    disabled: bool,
+}
+
+impl RecentEvents {
+    /// Adds an appended batch of `shard` (ascending `pos`), once readable.
+    /// A shard's appends are made one after another by its sequencer, so
+    /// batches arrive in order.
+    pub(super) fn push(&self, shard: ShardId, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut shards = self.shards.write();
+        let ring = shards.entry(shard.0).or_default();
+        for event in events {
+            if ring.disabled {
+                return;
+            }
+            if ring.events.back().is_some_and(|last| last.pos >= event.pos) {
+                // Only a bug elsewhere could do this; a gap or a repeat
+                // must never be served, so the store answers from now on.
+                tracing::error!(
+                    shard = shard.0,
+                    pos = event.pos,
+                    "appends out of order; shard reads go to the store"
+                );
+                ring.events.clear();
+                ring.disabled = true;
+                return;
+            }
+            if ring.events.len() == EVENTS_PER_SHARD {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(event.clone());
+        }
+    }
+
+    /// What [`TimelineStore::shard_events_of`](axon_core::store::TimelineStore::shard_events_of)
+    /// returns, when every event of `shard` after `after` that is kept
+    /// reaches back to `after`; `None` sends the read to the store.
+    pub(super) fn shard_events_of(
+        &self,
+        shard: ShardId,
+        after: u64,
+        limit: usize,
+        rooms: &std::collections::HashSet<RoomId>,
+    ) -> Option<ShardRead> {
+        let shards = self.shards.read();
+        let ring = &shards.get(&shard.0)?.events;
+        let first = ring.front()?;
+        if after.checked_add(1)? < first.pos {
+            return None;
+        }
+        let start = ring.partition_point(|e| e.pos <= after);
+        let mut out = ShardRead::default();
+        for event in ring.range(start..).take(limit) {
+            out.last_pos = Some(event.pos);
+            out.scanned += 1;
+            if rooms.contains(&event.room_id) {
+                out.events.push(event.clone());
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Users' rooms, as [`TimelineStore::rooms_of_user`](axon_core::store::TimelineStore::rooms_of_user)
+/// reads them.
+///
+/// A reader takes the generation before it reads the store and keeps what
+/// it read only if the generation is unchanged; an append that changes
+/// memberships moves the generation and forgets the users concerned once
+/// it is readable. So a list read from a view older than a change is never
+/// kept after the change.
+#[derive(Default)]
+pub(super) struct Memberships {
+    inner: Mutex<MembershipsInner>,
+}
+
+#[derive(Default)]
+struct MembershipsInner {
+    generation: u64,
+    rooms: HashMap<UserId, Arc<Vec<(RoomId, Membership)>>>,
+}
+
+impl Memberships {
+    /// The generation to pass to [`Self::keep`] after reading the store.
+    pub(super) fn generation(&self) -> u64 {
+        self.inner.lock().generation
+    }
+
+    /// `user`'s rooms, if kept.
+    pub(super) fn get(&self, user: &UserId) -> Option<Vec<(RoomId, Membership)>> {
+        self.inner
+            .lock()
+            .rooms
+            .get(user)
+            .map(|r| r.as_ref().clone())
+    }
+
+    /// Keeps `rooms`, read from the store after [`Self::generation`]
+    /// returned `generation`, unless a membership changed since.
+    pub(super) fn keep(&self, user: &UserId, generation: u64, rooms: &[(RoomId, Membership)]) {
+        let mut inner = self.inner.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.rooms.len() >= MAX_USERS {
+            inner.rooms.clear();
+        }
+        inner.rooms.insert(user.clone(), Arc::new(rooms.to_vec()));
+    }
+
+    /// Forgets the rooms of `users`, whose memberships an append changed;
+    /// call once the append is readable.
+    pub(super) fn changed<'a>(&self, users: impl IntoIterator<Item = &'a UserId>) {
+        let mut inner = self.inner.lock();
+        inner.generation += 1;
+        for user in users {
+            inner.rooms.remove(user);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn event(room: &str, seq: u64, pos: u64) -> Event {
+        Event {
+            event_id: axon_core::EventId::parse(&format!("$e{pos}")).unwrap(),
+            room_id: RoomId::parse(room).unwrap(),
+            sender: UserId::parse("@a:x").unwrap(),
+            event_type: "m.room.message".into(),
+            state_key: None,
+            content: Bytes::from_static(b"{}"),
+            origin_server_ts: 0,
+            seq,
+            pos,
+        }
+    }
+
+    #[test]
+    fn a_shard_read_is_served_only_when_memory_reaches_back_to_it() {
+        let recent = RecentEvents::default();
+        let shard = ShardId(3);
+        let rooms: HashSet<RoomId> = [RoomId::parse("!a:x").unwrap()].into();
+        assert!(recent.shard_events_of(shard, 0, 10, &rooms).is_none());
+        recent.push(shard, &[event("!a:x", 1, 5), event("!b:x", 1, 6)]);
+        recent.push(shard, &[event("!a:x", 2, 7)]);
+        // Before the first kept event: not known to be complete.
+        assert!(recent.shard_events_of(shard, 3, 10, &rooms).is_none());
+        let read = recent.shard_events_of(shard, 4, 10, &rooms).unwrap();
+        assert_eq!((read.scanned, read.last_pos), (3, Some(7)));
+        assert_eq!(
+            read.events.iter().map(|e| e.pos).collect::<Vec<_>>(),
+            [5, 7]
+        );
+        let read = recent.shard_events_of(shard, 5, 1, &rooms).unwrap();
+        assert_eq!((read.scanned, read.last_pos), (1, Some(6)));
+        assert!(read.events.is_empty());
+        let read = recent.shard_events_of(shard, 7, 10, &rooms).unwrap();
+        assert_eq!((read.scanned, read.last_pos), (0, None));
+        // Another shard is not known at all.
+        assert!(recent.shard_events_of(ShardId(4), 0, 10, &rooms).is_none());
+    }
+
+    #[test]
+    fn old_events_fall_out_and_disorder_turns_memory_off() {
+        let recent = RecentEvents::default();
+        let shard = ShardId(0);
+        let events: Vec<Event> = (1..=EVENTS_PER_SHARD as u64 + 10)
+            .map(|p| event("!a:x", p, p))
+            .collect();
+        recent.push(shard, &events);
+        let rooms: HashSet<RoomId> = HashSet::new();
+        assert!(recent.shard_events_of(shard, 9, 10, &rooms).is_none());
+        assert!(recent.shard_events_of(shard, 10, 10, &rooms).is_some());
+        // Out of order: the shard is read from the store from then on.
+        recent.push(shard, &[event("!a:x", 1, 3)]);
+        recent.push(shard, &[event("!a:x", 2, 10_000)]);
+        assert!(recent.shard_events_of(shard, 10, 10, &rooms).is_none());
+        assert!(recent.shard_events_of(shard, 9_999, 10, &rooms).is_none());
+    }
+
+    #[test]
+    fn rooms_read_before_a_change_are_not_kept() {
+        let m = Memberships::default();
+        let alice = UserId::parse("@alice:x").unwrap();
+        let rooms = vec![(RoomId::parse("!a:x").unwrap(), Membership::Join)];
+        let g = m.generation();
+        m.keep(&alice, g, &rooms);
+        assert_eq!(m.get(&alice), Some(rooms.clone()));
+        let g = m.generation();
+        m.changed([&alice]);
+        assert_eq!(m.get(&alice), None);
+        // Read from a view older than the change: dropped.
+        m.keep(&alice, g, &rooms);
+        assert_eq!(m.get(&alice), None);
+        m.keep(&alice, m.generation(), &rooms);
+        assert_eq!(m.get(&alice), Some(rooms));
+    }
+}
