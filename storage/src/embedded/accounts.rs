@@ -100,7 +100,10 @@ impl Inner {
             wb.remove(&self.ks.devices, device_key(user, device));
             self.commit(commit, wb)?
         };
-        self.make_durable(ticket)
+        let durable = self.make_durable(ticket);
+        // Readable (or failed for good): no token read before may stay.
+        self.tokens.changed_all();
+        durable
     }
 
     fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
@@ -128,7 +131,10 @@ impl Inner {
             );
             self.commit(commit, wb)?
         };
-        self.make_durable(ticket)
+        let durable = self.make_durable(ticket);
+        // Readable (or failed for good): no token read before may stay.
+        self.tokens.changed_all();
+        durable
     }
 
     fn delete_token(&self, hash: &TokenHash) -> Result<(), StoreError> {
@@ -147,7 +153,10 @@ impl Inner {
             );
             self.commit(commit, wb)?
         };
-        self.make_durable(ticket)
+        let durable = self.make_durable(ticket);
+        // Readable (or failed for good): no token read before may stay.
+        self.tokens.changed_all();
+        durable
     }
 
     fn delete_user_tokens(&self, user: &UserId) -> Result<(), StoreError> {
@@ -158,7 +167,10 @@ impl Inner {
             self.delete_tokens_under(&self.latest(), &mut wb, &keys::user(user))?;
             self.commit(commit, wb)?
         };
-        self.make_durable(ticket)
+        let durable = self.make_durable(ticket);
+        // Readable (or failed for good): no token read before may stay.
+        self.tokens.changed_all();
+        durable
     }
 }
 
@@ -233,9 +245,19 @@ impl AccountStore for EmbeddedStore {
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         let inner = &self.inner;
-        read(&inner.view(), &inner.ks.tokens, hash.0)?
+        if let Some(known) = inner.tokens.get(&hash.0) {
+            return Ok(Some(known.as_ref().clone()));
+        }
+        // The generation is taken before the view, see `recent::ReadThrough`.
+        // Unknown tokens are not kept: guessing must not fill the table.
+        let generation = inner.tokens.generation();
+        let record: Option<TokenRecord> = read(&inner.view(), &inner.ks.tokens, hash.0)?
             .map(|v| codec::decode("token", &v))
-            .transpose()
+            .transpose()?;
+        if let Some(record) = &record {
+            inner.tokens.keep(&hash.0, generation, record.clone());
+        }
+        Ok(record)
     }
 
     async fn delete_token(&self, hash: &TokenHash) -> Result<(), StoreError> {

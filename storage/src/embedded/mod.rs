@@ -105,6 +105,8 @@ struct Inner {
     recent: recent::RecentEvents,
     /// Users' rooms as readable now, for `/sync`.
     memberships: recent::Memberships,
+    /// Access tokens as readable now, for every authenticated request.
+    tokens: recent::ReadThrough<[u8; 32], axon_core::store::TokenRecord>,
     /// Dropped before `db`: joins the flush thread.
     _flusher: Option<Flusher>,
 }
@@ -168,7 +170,8 @@ impl EmbeddedStore {
             append_lock: Mutex::new(()),
             account_lock: Mutex::new(()),
             recent: recent::RecentEvents::default(),
-            memberships: recent::Memberships::default(),
+            memberships: recent::Memberships::new(recent::MAX_USERS),
+            tokens: recent::ReadThrough::new(recent::MAX_TOKENS),
             _flusher: flusher,
         };
         Ok(Self {

@@ -11,6 +11,7 @@
 //! membership changed while they were read.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use axon_core::event::Event;
@@ -23,8 +24,6 @@ use parking_lot::{Mutex, RwLock};
 /// Events kept per shard: a `/sync` at most this far behind is answered
 /// from memory.
 const EVENTS_PER_SHARD: usize = 1_024;
-/// Users whose rooms are kept; past it the table starts over.
-const MAX_USERS: usize = 100_000;
 
 /// The latest events of each shard, in `pos` order, with no gap: every
 /// event after the first one kept is there, up to the last append that
@@ -103,63 +102,86 @@ impl RecentEvents {
     }
 }
 
-/// Users' rooms, as [`TimelineStore::rooms_of_user`](axon_core::store::TimelineStore::rooms_of_user)
-/// reads them.
+/// Records read through to the store and kept: users' rooms
+/// ([`TimelineStore::rooms_of_user`](axon_core::store::TimelineStore::rooms_of_user))
+/// and access tokens.
 ///
 /// A reader takes the generation before it reads the store and keeps what
-/// it read only if the generation is unchanged; an append that changes
-/// memberships moves the generation and forgets the users concerned once
-/// it is readable. So a list read from a view older than a change is never
-/// kept after the change.
-#[derive(Default)]
-pub(super) struct Memberships {
-    inner: Mutex<MembershipsInner>,
+/// it read only if the generation is unchanged; a write moves the
+/// generation and forgets the keys concerned once it is readable. So a
+/// record read from a view older than a write is never kept after it.
+pub(super) struct ReadThrough<K, V> {
+    inner: Mutex<ReadThroughInner<K, V>>,
+    max: usize,
 }
 
-#[derive(Default)]
-struct MembershipsInner {
+struct ReadThroughInner<K, V> {
     generation: u64,
-    rooms: HashMap<UserId, Arc<Vec<(RoomId, Membership)>>>,
+    kept: HashMap<K, Arc<V>>,
 }
 
-impl Memberships {
+impl<K: Eq + Hash + Clone, V> ReadThrough<K, V> {
+    /// Keeps at most `max` records; past it the table starts over.
+    pub(super) fn new(max: usize) -> Self {
+        Self {
+            inner: Mutex::new(ReadThroughInner {
+                generation: 0,
+                kept: HashMap::new(),
+            }),
+            max,
+        }
+    }
+
     /// The generation to pass to [`Self::keep`] after reading the store.
     pub(super) fn generation(&self) -> u64 {
         self.inner.lock().generation
     }
 
-    /// `user`'s rooms, if kept.
-    pub(super) fn get(&self, user: &UserId) -> Option<Vec<(RoomId, Membership)>> {
-        self.inner
-            .lock()
-            .rooms
-            .get(user)
-            .map(|r| r.as_ref().clone())
+    /// The record of `key`, if kept.
+    pub(super) fn get(&self, key: &K) -> Option<Arc<V>> {
+        self.inner.lock().kept.get(key).cloned()
     }
 
-    /// Keeps `rooms`, read from the store after [`Self::generation`]
-    /// returned `generation`, unless a membership changed since.
-    pub(super) fn keep(&self, user: &UserId, generation: u64, rooms: &[(RoomId, Membership)]) {
+    /// Keeps `value`, read from the store after [`Self::generation`]
+    /// returned `generation`, unless something was written since.
+    pub(super) fn keep(&self, key: &K, generation: u64, value: V) {
         let mut inner = self.inner.lock();
         if inner.generation != generation {
             return;
         }
-        if inner.rooms.len() >= MAX_USERS {
-            inner.rooms.clear();
+        if inner.kept.len() >= self.max {
+            inner.kept.clear();
         }
-        inner.rooms.insert(user.clone(), Arc::new(rooms.to_vec()));
+        inner.kept.insert(key.clone(), Arc::new(value));
     }
 
-    /// Forgets the rooms of `users`, whose memberships an append changed;
-    /// call once the append is readable.
-    pub(super) fn changed<'a>(&self, users: impl IntoIterator<Item = &'a UserId>) {
+    /// Forgets `keys`, which a write changed; call once it is readable.
+    pub(super) fn changed<'a>(&self, keys: impl IntoIterator<Item = &'a K>)
+    where
+        K: 'a,
+    {
         let mut inner = self.inner.lock();
         inner.generation += 1;
-        for user in users {
-            inner.rooms.remove(user);
+        for key in keys {
+            inner.kept.remove(key);
         }
     }
+
+    /// Forgets everything (a write whose keys are not known up front).
+    pub(super) fn changed_all(&self) {
+        let mut inner = self.inner.lock();
+        inner.generation += 1;
+        inner.kept.clear();
+    }
 }
+
+/// Users' rooms.
+pub(super) type Memberships = ReadThrough<UserId, Vec<(RoomId, Membership)>>;
+
+/// Users whose rooms are kept.
+pub(super) const MAX_USERS: usize = 100_000;
+/// Access tokens kept (by hash).
+pub(super) const MAX_TOKENS: usize = 100_000;
 
 #[cfg(test)]
 mod tests {
@@ -227,20 +249,33 @@ mod tests {
     }
 
     #[test]
-    fn rooms_read_before_a_change_are_not_kept() {
-        let m = Memberships::default();
+    fn records_read_before_a_write_are_not_kept() {
+        let m = Memberships::new(MAX_USERS);
         let alice = UserId::parse("@alice:x").unwrap();
         let rooms = vec![(RoomId::parse("!a:x").unwrap(), Membership::Join)];
+        let get = |m: &Memberships| m.get(&alice).map(|r| r.as_ref().clone());
         let g = m.generation();
-        m.keep(&alice, g, &rooms);
-        assert_eq!(m.get(&alice), Some(rooms.clone()));
+        m.keep(&alice, g, rooms.clone());
+        assert_eq!(get(&m), Some(rooms.clone()));
         let g = m.generation();
         m.changed([&alice]);
-        assert_eq!(m.get(&alice), None);
+        assert_eq!(get(&m), None);
         // Read from a view older than the change: dropped.
-        m.keep(&alice, g, &rooms);
-        assert_eq!(m.get(&alice), None);
-        m.keep(&alice, m.generation(), &rooms);
-        assert_eq!(m.get(&alice), Some(rooms));
+        m.keep(&alice, g, rooms.clone());
+        assert_eq!(get(&m), None);
+        m.keep(&alice, m.generation(), rooms.clone());
+        assert_eq!(get(&m), Some(rooms.clone()));
+        m.changed_all();
+        assert_eq!(get(&m), None);
+    }
+
+    #[test]
+    fn the_table_starts_over_when_full() {
+        let m: ReadThrough<u32, u32> = ReadThrough::new(2);
+        for k in 0..3 {
+            m.keep(&k, m.generation(), k);
+        }
+        assert!(m.get(&0).is_none() && m.get(&1).is_none());
+        assert_eq!(m.get(&2).as_deref(), Some(&2));
     }
 }

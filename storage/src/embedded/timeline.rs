@@ -346,12 +346,12 @@ impl TimelineStore for EmbeddedStore {
     async fn rooms_of_user(&self, user: &UserId) -> Result<Vec<(RoomId, Membership)>, StoreError> {
         let memberships = &self.inner.memberships;
         if let Some(rooms) = memberships.get(user) {
-            return Ok(rooms);
+            return Ok(rooms.as_ref().clone());
         }
-        // The generation is taken before the view, see `recent::Memberships`.
+        // The generation is taken before the view, see `recent::ReadThrough`.
         let generation = memberships.generation();
         let rooms = self.inline(|inner| inner.rooms_of_user(&inner.view(), user))?;
-        memberships.keep(user, generation, &rooms);
+        memberships.keep(user, generation, rooms.clone());
         Ok(rooms)
     }
 
