@@ -377,11 +377,14 @@ async fn publish(
     errors: Arc<Errors>,
 ) {
     let mut ticker = p.interval.map(|i| {
-        let mut t = tokio::time::interval(i);
         // Timers tick in milliseconds: a shorter interval is kept on
         // average by catching up in bursts.
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        t
+        super::staggered_ticker(
+            i,
+            p.writer as usize,
+            p.publishers,
+            tokio::time::MissedTickBehavior::Burst,
+        )
     });
     let mut in_flight = FuturesUnordered::new();
     let mut n = 0u64;

@@ -146,6 +146,7 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
                 room: rooms[u % rooms.len()].clone(),
                 room_index: u % rooms.len(),
                 writer: j as u32,
+                senders,
                 payload: args.payload,
                 interval,
                 deadline,
@@ -222,6 +223,7 @@ struct SendJob {
     room: String,
     room_index: usize,
     writer: u32,
+    senders: usize,
     payload: usize,
     interval: Option<Duration>,
     deadline: Instant,
@@ -237,9 +239,12 @@ async fn send(
     let mut conn = HttpConn::connect(&job.base, Some(job.source)).await?;
     let room = encode_path(&job.room);
     let mut ticker = job.interval.map(|i| {
-        let mut t = tokio::time::interval(i);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        t
+        super::staggered_ticker(
+            i,
+            job.writer as usize,
+            job.senders,
+            tokio::time::MissedTickBehavior::Skip,
+        )
     });
     let mut n = 0u64;
     while Instant::now() < job.deadline {

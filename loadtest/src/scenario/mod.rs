@@ -144,3 +144,40 @@ impl Run {
         self.probe.as_ref()?.sample().await.ok()
     }
 }
+
+/// A ticker for the `index`-th of `count` paced senders sharing one
+/// interval, its first tick offset by `index / count` of the interval.
+/// Without the offsets every sender ticks at the same instants, and a run
+/// "at half the maximum rate" is bursts of `count` sends at once whose
+/// latency is the burst's, not the rate's.
+pub fn staggered_ticker(
+    interval: Duration,
+    index: usize,
+    count: usize,
+    behavior: tokio::time::MissedTickBehavior,
+) -> tokio::time::Interval {
+    let phase = interval.mul_f64(index as f64 / count.max(1) as f64);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, interval);
+    ticker.set_missed_tick_behavior(behavior);
+    ticker
+}
+
+#[cfg(test)]
+mod ticker_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn staggered_tickers_spread_over_the_interval() {
+        let start = tokio::time::Instant::now();
+        let interval = Duration::from_millis(100);
+        let mut tickers: Vec<_> = (0..4)
+            .map(|i| staggered_ticker(interval, i, 4, tokio::time::MissedTickBehavior::Skip))
+            .collect();
+        let mut ticks = Vec::new();
+        for t in &mut tickers {
+            ticks.push(t.tick().await - start);
+        }
+        assert_eq!(ticks, [0, 25, 50, 75].map(Duration::from_millis));
+        assert_eq!(tickers[1].tick().await - start, Duration::from_millis(125));
+    }
+}
