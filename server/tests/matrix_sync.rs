@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axon_client::{Auth, Client, ClientConfig, Ephemeral};
-use common::matrix::{V3, create, get, post, put, register, say, start};
+use common::matrix::{V3, create, get, post, put, read_receipt, register, say, start};
 use serde_json::{Value, json};
 
 /// A long-poll's own timeout, in ms: longer than [`GUARD`].
@@ -509,14 +509,7 @@ async fn leaves_receipts_presence_and_account_data() {
         before["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 1,
         "{before}"
     );
-    let r = post(
-        addr,
-        &format!("{V3}/rooms/{room}/receipt/m.read/{msg}"),
-        Some(&bob),
-        json!({}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    read_receipt(addr, &bob, &room, &msg).await;
     let seen = sync_until(addr, &alice, &alice_since, |v| {
         v["rooms"]["join"][&room]["ephemeral"]["events"]
             .as_array()
@@ -801,14 +794,7 @@ async fn unread_counts_follow_incremental_syncs() {
     let inc = sync(addr, &bob, &format!("since={since}&timeout=0")).await;
     assert_eq!(count(&inc), expected, "{inc}");
     since = next(&inc);
-    let r = post(
-        addr,
-        &format!("{V3}/rooms/{room}/receipt/m.read/{last}"),
-        Some(&bob),
-        json!({}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    read_receipt(addr, &bob, &room, &last).await;
     say(addr, &alice, &room, "after", "new").await;
     let inc = sync(addr, &bob, &format!("since={since}&timeout=0")).await;
     assert_eq!(count(&inc), 1, "only what came after the receipt: {inc}");

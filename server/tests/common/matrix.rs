@@ -143,3 +143,15 @@ pub async fn say(addr: SocketAddr, token: &str, room: &str, txn: &str, body: &st
     assert_eq!(r.status, 200, "{r:?}");
     r.json["event_id"].as_str().unwrap().to_owned()
 }
+
+/// Sets the user's public `m.read` receipt on `event`.
+pub async fn read_receipt(addr: SocketAddr, token: &str, room: &str, event: &str) {
+    let r = post(
+        addr,
+        &format!("{V3}/rooms/{room}/receipt/m.read/{event}"),
+        Some(token),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
