@@ -22,6 +22,20 @@ const POLL_MS: u64 = 60_000;
 /// The most a test waits for what it expects.
 const GUARD: Duration = Duration::from_secs(30);
 
+/// A server in `dir` with Alice and Bob registered and both in a public
+/// room Alice made: the server, its HTTP address, their tokens, the room.
+async fn alice_and_bob_in_a_room(
+    dir: &std::path::Path,
+) -> (axon_server::Server, SocketAddr, String, String, String) {
+    let server = start(dir, |_| {}).await;
+    let addr = server.addrs().http;
+    let (alice, _) = register(addr, "alice", "password1").await;
+    let (bob, _) = register(addr, "bob", "password1").await;
+    let room = create(addr, &alice, json!({"preset": "public_chat"})).await;
+    join(addr, &bob, &room).await;
+    (server, addr, alice, bob, room)
+}
+
 async fn join(addr: SocketAddr, token: &str, room: &str) {
     let r = post(
         addr,
@@ -163,12 +177,7 @@ async fn initial_then_incremental_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_polls_are_woken_by_messages_invites_typing_and_account_data() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(tmp.path(), |_| {}).await;
-    let addr = server.addrs().http;
-    let (alice, _) = register(addr, "alice", "password1").await;
-    let (bob, _) = register(addr, "bob", "password1").await;
-    let room = create(addr, &alice, json!({"preset": "public_chat"})).await;
-    join(addr, &bob, &room).await;
+    let (server, addr, alice, bob, room) = alice_and_bob_in_a_room(tmp.path()).await;
     let since = next(&sync(addr, &alice, "").await);
 
     // A message from another user.
@@ -493,12 +502,7 @@ async fn limited_timelines_filters_and_prev_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaves_receipts_presence_and_account_data() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(tmp.path(), |_| {}).await;
-    let addr = server.addrs().http;
-    let (alice, _) = register(addr, "alice", "password1").await;
-    let (bob, _) = register(addr, "bob", "password1").await;
-    let room = create(addr, &alice, json!({"preset": "public_chat"})).await;
-    join(addr, &bob, &room).await;
+    let (server, addr, alice, bob, room) = alice_and_bob_in_a_room(tmp.path()).await;
     let bob_since = next(&sync(addr, &bob, "").await);
     let alice_since = next(&sync(addr, &alice, "").await);
 
@@ -683,12 +687,7 @@ async fn leaves_receipts_presence_and_account_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_and_matrix_clients_meet_in_sync_and_typing() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(tmp.path(), |_| {}).await;
-    let addr = server.addrs().http;
-    let (alice, _) = register(addr, "alice", "password1").await;
-    let (bob, _) = register(addr, "bob", "password1").await;
-    let room = create(addr, &alice, json!({"preset": "public_chat"})).await;
-    join(addr, &bob, &room).await;
+    let (server, addr, alice, bob, room) = alice_and_bob_in_a_room(tmp.path()).await;
     let since = next(&sync(addr, &alice, "").await);
 
     let config = ClientConfig::new(format!("ws://{addr}/_axon/v1/ws"), Auth::Token(bob));
@@ -768,12 +767,7 @@ async fn native_and_matrix_clients_meet_in_sync_and_typing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_counts_follow_incremental_syncs() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(tmp.path(), |_| {}).await;
-    let addr = server.addrs().http;
-    let (alice, _) = register(addr, "alice", "password1").await;
-    let (bob, _) = register(addr, "bob", "password1").await;
-    let room = create(addr, &alice, json!({"preset": "public_chat"})).await;
-    join(addr, &bob, &room).await;
+    let (server, addr, alice, bob, room) = alice_and_bob_in_a_room(tmp.path()).await;
     let count =
         |v: &Value| v["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
     let mut since = next(&sync(addr, &bob, "").await);
