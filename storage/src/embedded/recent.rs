@@ -187,32 +187,17 @@ pub(super) const MAX_TOKENS: usize = 100_000;
 mod tests {
     use std::collections::HashSet;
 
-    use bytes::Bytes;
-
     use super::*;
-
-    fn event(room: &str, seq: u64, pos: u64) -> Event {
-        Event {
-            event_id: axon_core::EventId::parse(&format!("$e{pos}")).unwrap(),
-            room_id: RoomId::parse(room).unwrap(),
-            sender: UserId::parse("@a:x").unwrap(),
-            event_type: "m.room.message".into(),
-            state_key: None,
-            content: Bytes::from_static(b"{}"),
-            origin_server_ts: 0,
-            seq,
-            pos,
-        }
-    }
+    use crate::conformance::{message, room};
 
     #[test]
     fn a_shard_read_is_served_only_when_memory_reaches_back_to_it() {
         let recent = RecentEvents::default();
         let shard = ShardId(3);
-        let rooms: HashSet<RoomId> = [RoomId::parse("!a:x").unwrap()].into();
+        let rooms: HashSet<RoomId> = [room(1)].into();
         assert!(recent.shard_events_of(shard, 0, 10, &rooms).is_none());
-        recent.push(shard, &[event("!a:x", 1, 5), event("!b:x", 1, 6)]);
-        recent.push(shard, &[event("!a:x", 2, 7)]);
+        recent.push(shard, &[message(&room(1), 1, 5), message(&room(2), 1, 6)]);
+        recent.push(shard, &[message(&room(1), 2, 7)]);
         // Before the first kept event: not known to be complete.
         assert!(recent.shard_events_of(shard, 3, 10, &rooms).is_none());
         let read = recent.shard_events_of(shard, 4, 10, &rooms).unwrap();
@@ -235,15 +220,15 @@ mod tests {
         let recent = RecentEvents::default();
         let shard = ShardId(0);
         let events: Vec<Event> = (1..=EVENTS_PER_SHARD as u64 + 10)
-            .map(|p| event("!a:x", p, p))
+            .map(|p| message(&room(1), p, p))
             .collect();
         recent.push(shard, &events);
         let rooms: HashSet<RoomId> = HashSet::new();
         assert!(recent.shard_events_of(shard, 9, 10, &rooms).is_none());
         assert!(recent.shard_events_of(shard, 10, 10, &rooms).is_some());
         // Out of order: the shard is read from the store from then on.
-        recent.push(shard, &[event("!a:x", 1, 3)]);
-        recent.push(shard, &[event("!a:x", 2, 10_000)]);
+        recent.push(shard, &[message(&room(1), 1, 3)]);
+        recent.push(shard, &[message(&room(1), 2, 10_000)]);
         assert!(recent.shard_events_of(shard, 10, 10, &rooms).is_none());
         assert!(recent.shard_events_of(shard, 9_999, 10, &rooms).is_none());
     }
