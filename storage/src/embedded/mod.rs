@@ -7,6 +7,8 @@
 //!   the buffered mode's flusher.
 //! - `timeline`, `accounts`, `receipts`, `account_data`, `directory` — one
 //!   trait each.
+//! - `recent` — what the hottest reads ask for, kept in memory as appends
+//!   make it readable (a shard's latest events, users' rooms, tokens).
 //!
 //! # Layout on disk
 //!
@@ -21,9 +23,9 @@
 //! `published` room; `meta` (layout version). An append writes all of its
 //! records in one fjall write batch, which the journal makes atomic.
 //!
-//! Durable writes run on tokio's blocking pool; point reads run inline
-//! (they are served from memtables and the block cache); range reads, which
-//! may touch many blocks, run on the blocking pool too.
+//! Durable writes run on tokio's blocking pool; reads run inline (they are
+//! served from memtables, the block cache or `recent`; a hop to the pool
+//! cost more than the reads, see `EmbeddedStore::inline`).
 
 mod account_data;
 mod accounts;
