@@ -81,6 +81,12 @@ impl Series {
 
     /// Percentiles in total and per second.
     pub fn summary(&self) -> SeriesSummary {
+        let (total, seconds) = self.merged();
+        SeriesSummary::of(&total, &seconds)
+    }
+
+    /// The shards' histograms added up: in total, and per second.
+    fn merged(&self) -> (Histogram<u64>, Vec<Histogram<u64>>) {
         let mut total = histogram(3);
         let mut seconds: Vec<Histogram<u64>> = Vec::new();
         for shard in &self.shards {
@@ -94,7 +100,7 @@ impl Series {
                 let _ = seconds[i].add(h);
             }
         }
-        SeriesSummary::of(&total, &seconds)
+        (total, seconds)
     }
 }
 
@@ -102,18 +108,7 @@ impl Series {
     /// Everything recorded (flushed) so far, as bucket counts another
     /// process can send over and [`Series::import`] merges exactly.
     pub fn export(&self) -> Recorded {
-        let mut total = histogram(3);
-        let mut seconds: Vec<Histogram<u64>> = Vec::new();
-        for shard in &self.shards {
-            let shard = shard.lock();
-            let _ = total.add(&shard.total);
-            for (i, h) in shard.seconds.iter().enumerate() {
-                if seconds.len() <= i {
-                    seconds.resize_with(i + 1, || histogram(2));
-                }
-                let _ = seconds[i].add(h);
-            }
-        }
+        let (total, seconds) = self.merged();
         Recorded {
             total: buckets(&total),
             seconds: seconds.iter().map(buckets).collect(),
