@@ -118,11 +118,20 @@ impl ResumeCursor {
 
     /// An event arrived (live or replayed). Deliverable events go to `out`.
     pub fn offer(&mut self, event: Event, out: &mut Vec<Event>) -> Option<Fill> {
-        let room_id = event.room_id.clone();
-        let room = self.rooms.get_mut(&room_id)?;
-        if room.last.is_some_and(|last| event.seq <= last) {
+        let room = self.rooms.get_mut(event.room_id.as_str())?;
+        let last = room.last;
+        if last.is_some_and(|last| event.seq <= last) {
             return None;
         }
+        if room.held.is_empty() && last.is_some_and(|last| event.seq == last + 1) {
+            // The normal case, the room's next event with nothing held:
+            // what `drain` would do, without a copy of the room id and a
+            // trip through `held` (they were a tenth of a subscriber's CPU).
+            room.last = Some(event.seq);
+            out.push(event);
+            return None;
+        }
+        let room_id = event.room_id.clone();
         room.held.insert(event.seq, event);
         Self::drain(&room_id, room, out)
     }
