@@ -16,7 +16,6 @@
 //! and lost and duplicated events by `seq` against the acknowledged count
 //! per room, after a drain of at most `--drain-secs`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,8 +39,12 @@ use crate::scenario::{Live, Run};
 const CONNECT_WAVE: usize = 200;
 /// Deliveries a receiver counts before adding them to the live counter.
 const LIVE_BATCH: u64 = 1_024;
-/// Events a subscriber's client buffers ahead of the reader.
-const EVENT_BUFFER: usize = 4_096;
+/// Events a subscriber's client buffers ahead of the reader. Small on
+/// purpose: at maximum rate the receivers fall seconds behind, and 4,096
+/// per client (1,000 clients) kept about 1 GiB of events churning through
+/// fresh pages, which cost more CPU than the deliveries (docs/benchmarks.md).
+/// The backlog waits in the socket buffers instead.
+const EVENT_BUFFER: usize = 256;
 
 /// A few reconnects: a connection lost during a run shows as errors and
 /// (if it does not come back) lost events, not as a hung run.
@@ -135,13 +138,7 @@ pub async fn run(mut run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
                 .collect(),
         )
         .await?;
-    let room_index: Arc<HashMap<String, usize>> = Arc::new(
-        rooms
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.clone(), i))
-            .collect(),
-    );
+    let room_ids = Arc::new(rooms.clone());
 
     // Subscribers.
     let start_ns = payload::now_ns();
@@ -205,7 +202,7 @@ pub async fn run(mut run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
         reading.spawn(receive(
             client.clone(),
             Arc::clone(receiver),
-            Arc::clone(&room_index),
+            Arc::clone(&room_ids),
             delivery.local(),
             Arc::clone(&run.live),
         ));
@@ -230,7 +227,6 @@ pub async fn run(mut run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
     let bar = run.progress("fanout", run.duration());
     let started = Instant::now();
     let deadline = started + run.duration();
-    let room_ids = Arc::new(rooms.clone());
     let mut sending = JoinSet::new();
     for (p, client) in publishers.iter().enumerate() {
         sending.spawn(publish(
@@ -322,7 +318,7 @@ pub async fn run(mut run: Run, args: FanoutArgs) -> anyhow::Result<Report> {
 async fn receive(
     client: Client,
     receiver: Arc<Receiver>,
-    room_index: Arc<HashMap<String, usize>>,
+    room_ids: Arc<Vec<String>>,
     mut delivery: Local,
     live: Arc<Live>,
 ) {
@@ -337,10 +333,13 @@ async fn receive(
         let Some(stamp) = payload::decode(&event.content) else {
             continue;
         };
-        let Some(&room) = room_index.get(&event.room_id) else {
-            continue;
-        };
-        let Some((_, tally)) = tallies.iter_mut().find(|(r, _)| *r == room) else {
+        // A connection subscribes to a few rooms: comparing their ids is
+        // cheaper than hashing the event's (SipHash was 5 % of the
+        // generator's CPU at 1,000 subscribers).
+        let Some((_, tally)) = tallies
+            .iter_mut()
+            .find(|(r, _)| room_ids[*r] == event.room_id)
+        else {
             continue;
         };
         if tally.offer(event.seq) {
