@@ -8,7 +8,7 @@
 //! which [`StreamLog::changed_since`] answers as "everything changed", so
 //! the client is sent the whole current state once rather than nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use parking_lot::Mutex;
@@ -21,6 +21,10 @@ pub struct StreamLog<K> {
 struct Inner<K> {
     head: u64,
     last: HashMap<K, u64>,
+    /// The same changes by position, each key once at its latest: what
+    /// changed since a position is a range, not a scan of every key (every
+    /// `/sync` asks, and presence has a key per user).
+    by_pos: BTreeMap<u64, K>,
 }
 
 impl<K> Default for StreamLog<K> {
@@ -29,6 +33,7 @@ impl<K> Default for StreamLog<K> {
             inner: Mutex::new(Inner {
                 head: 0,
                 last: HashMap::new(),
+                by_pos: BTreeMap::new(),
             }),
         }
     }
@@ -40,7 +45,10 @@ impl<K: Eq + Hash + Clone> StreamLog<K> {
         let mut inner = self.inner.lock();
         inner.head += 1;
         let head = inner.head;
-        inner.last.insert(key.clone(), head);
+        if let Some(before) = inner.last.insert(key.clone(), head) {
+            inner.by_pos.remove(&before);
+        }
+        inner.by_pos.insert(head, key.clone());
         head
     }
 
@@ -56,16 +64,15 @@ impl<K: Eq + Hash + Clone> StreamLog<K> {
         since > inner.head || inner.last.get(key).is_some_and(|p| *p > since)
     }
 
-    /// The keys that changed after `since` (every key, for a `since` from
-    /// before a restart).
+    /// The keys that changed after `since`, in the order of their latest
+    /// change (every key, for a `since` from before a restart).
     pub fn changes_since(&self, since: u64) -> Vec<K> {
         let inner = self.inner.lock();
-        let stale = since > inner.head;
+        let from = if since > inner.head { 0 } else { since };
         inner
-            .last
-            .iter()
-            .filter(|(_, p)| stale || **p > since)
-            .map(|(k, _)| k.clone())
+            .by_pos
+            .range(from.saturating_add(1)..)
+            .map(|(_, k)| k.clone())
             .collect()
     }
 }
@@ -88,5 +95,18 @@ mod tests {
         let mut all = log.changes_since(99);
         all.sort_unstable();
         assert_eq!(all, vec!["a", "b"], "a token from before a restart");
+    }
+
+    #[test]
+    fn a_key_changed_again_is_listed_once_at_its_latest_change() {
+        let log = StreamLog::<&str>::default();
+        let a = log.record(&"a");
+        let b = log.record(&"b");
+        log.record(&"a");
+        assert_eq!(log.changes_since(0), vec!["b", "a"]);
+        assert_eq!(log.changes_since(a), vec!["b", "a"]);
+        assert_eq!(log.changes_since(b), vec!["a"]);
+        assert!(log.changes_since(log.head()).is_empty());
+        assert_eq!(log.changes_since(log.head() + 1), vec!["b", "a"]);
     }
 }
