@@ -36,6 +36,14 @@ pub const ALPN: &[u8] = b"axon/1";
 pub const LANES: u16 = 8;
 /// Datagram bytes held per connection, each way, before the oldest go.
 const DATAGRAM_BUFFER_BYTES: usize = 16 * 1024;
+/// Bytes a connection's streams may hold that the peer has not yet
+/// acknowledged (quinn's `send_window`). quinn's default is 10 MB per
+/// connection, which a server of many connections cannot give each one
+/// (quinn's documentation says so); with this bound a lagging connection's
+/// writes wait and its subscriber queue applies the lag policy, as the
+/// kernel's socket buffer does for WebSocket. 512 KiB still carries 5 MB/s
+/// to a client 100 ms away.
+const SEND_WINDOW_BYTES: u64 = 512 * 1024;
 /// How long a closing connection waits for the peer to read the last frames.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -94,6 +102,7 @@ impl QuicFace {
             // The control stream is the only one a client opens.
             .max_concurrent_bidi_streams(VarInt::from_u32(1))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .send_window(SEND_WINDOW_BYTES)
             // Datagrams carry ephemeral frames both ways (one frame per
             // datagram). The buffers fill only while datagrams wait, and
             // the oldest is dropped when they are full.
@@ -241,13 +250,42 @@ impl QuicConnection {
     }
 }
 
-fn framed(frames: impl Iterator<Item = Bytes>) -> Bytes {
-    let mut buf = BytesMut::new();
-    for f in frames {
-        buf.put_u32(f.len() as u32);
-        buf.put_slice(&f);
+/// Size of the buffers [`framed`] fills: small enough that the allocator
+/// reuses them from its free lists. One buffer per write, grown to the size
+/// of the batch, was megabytes per connection while receivers lagged; the
+/// allocator then took fresh memory from the kernel each time, and the
+/// kernel zeroing those (huge) pages was 61 % of the server's CPU in the
+/// QUIC fan-out (docs/benchmarks.md).
+const FRAMED_BUFFER_BYTES: usize = 16 * 1024;
+
+/// `frames`, each behind its length, in exactly-sized buffers of at most
+/// [`FRAMED_BUFFER_BYTES`] (a larger frame gets a buffer of its own). quinn
+/// keeps the buffers it is given as they are (`write_all_chunks`) until the
+/// peer acknowledges them, so the bytes are copied once here and not again.
+fn framed(frames: &[Bytes]) -> Vec<Bytes> {
+    let mut buffers = Vec::new();
+    let mut rest = frames;
+    while !rest.is_empty() {
+        let mut len = 0;
+        let mut count = 0;
+        for frame in rest {
+            let framed_len = 4 + frame.len();
+            if count > 0 && len + framed_len > FRAMED_BUFFER_BYTES {
+                break;
+            }
+            len += framed_len;
+            count += 1;
+        }
+        let (these, later) = rest.split_at(count);
+        let mut buf = BytesMut::with_capacity(len);
+        for frame in these {
+            buf.put_u32(frame.len() as u32);
+            buf.put_slice(frame);
+        }
+        buffers.push(buf.freeze());
+        rest = later;
     }
-    buf.freeze()
+    buffers
 }
 
 /// Most bytes taken from the control stream per read.
@@ -353,9 +391,10 @@ impl FrameIo for QuicIo {
     }
 
     async fn send(&mut self, out: &mut Vec<Bytes>) -> Result<(), IoError> {
-        let buf = framed(out.drain(..));
+        let mut buffers = framed(out);
+        out.clear();
         self.control
-            .write_all(&buf)
+            .write_all_chunks(&mut buffers)
             .await
             .map_err(|e| IoError::Lost(e.to_string()))
     }
@@ -379,7 +418,7 @@ impl FrameIo for QuicIo {
                 ),
             };
             stream
-                .write_all(&framed(frames.into_iter()))
+                .write_all_chunks(&mut framed(&frames))
                 .await
                 .map_err(|e| IoError::Lost(e.to_string()))?;
         }
@@ -395,5 +434,57 @@ impl FrameIo for QuicIo {
             None => (0, &b""[..]),
         };
         self.conn.close(VarInt::from_u32(code), message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize, fill: u8) -> Bytes {
+        Bytes::from(vec![fill; len])
+    }
+
+    /// What the peer reads: every frame behind its length, in order.
+    fn stream_of(frames: &[Bytes]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in frames {
+            out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    #[test]
+    fn framed_buffers_read_as_one_stream_and_stay_small() {
+        let frames: Vec<Bytes> = (0..200).map(|i| frame(300 + i, i as u8)).collect();
+        let buffers = framed(&frames);
+        assert!(buffers.len() > 1, "{} buffers", buffers.len());
+        for b in &buffers {
+            assert!(
+                b.len() <= FRAMED_BUFFER_BYTES,
+                "a buffer of {} bytes",
+                b.len()
+            );
+        }
+        assert_eq!(buffers.concat(), stream_of(&frames));
+    }
+
+    #[test]
+    fn a_frame_larger_than_a_buffer_goes_whole_in_its_own() {
+        let frames = [
+            frame(10, 1),
+            frame(FRAMED_BUFFER_BYTES * 2, 2),
+            frame(10, 3),
+        ];
+        let buffers = framed(&frames);
+        let lens: Vec<usize> = buffers.iter().map(Bytes::len).collect();
+        assert_eq!(lens, [14, 4 + FRAMED_BUFFER_BYTES * 2, 14]);
+        assert_eq!(buffers.concat(), stream_of(&frames));
+    }
+
+    #[test]
+    fn no_frames_no_buffers() {
+        assert!(framed(&[]).is_empty());
     }
 }
