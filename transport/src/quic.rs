@@ -14,14 +14,15 @@
 //! Connection migration stays on; the idle timeout is the native idle
 //! timeout (clients ping or use QUIC keep-alives).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axon_core::router::Delivery;
 use axon_core::{CloseReason, RoomId, Services, Session, SessionConfig, ShardId};
-use axon_schemas::ErrorCode;
-use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
+use axon_schemas::{ErrorCode, StreamFramer};
+use bytes::{BufMut as _, Bytes, BytesMut};
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{
     AckFrequencyConfig, Connection, Endpoint, IdleTimeout, Incoming, RecvStream, SendStream,
@@ -251,7 +252,9 @@ impl QuicConnection {
                     conn,
                     control,
                     recv,
-                    inbound: BytesMut::new(),
+                    framer: StreamFramer::new(max_frame_bytes),
+                    ready: VecDeque::new(),
+                    failed: None,
                     max_frame_bytes,
                     lanes: Default::default(),
                 },
@@ -311,51 +314,28 @@ struct QuicIo {
     conn: Connection,
     control: SendStream,
     recv: RecvStream,
-    /// Control-stream bytes not yet framed (empty, with no allocation, on
-    /// an idle connection).
-    inbound: BytesMut,
+    /// Cuts the control stream into frames.
+    framer: StreamFramer,
+    /// Control frames read and not yet returned.
+    ready: VecDeque<Bytes>,
+    /// Why the control stream cannot go on, returned once `ready` (the
+    /// frames before the failure) is empty.
+    failed: Option<IoError>,
+    /// Limit of a datagram's frame (the framer applies it on the stream).
     max_frame_bytes: usize,
     lanes: [Option<SendStream>; LANES as usize],
 }
 
-impl QuicIo {
-    /// The next whole frame in `inbound`, if one has arrived.
-    fn take_frame(&mut self) -> Result<Option<Bytes>, IoError> {
-        let Some(prefix) = self.inbound.first_chunk::<4>() else {
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes(*prefix) as usize;
-        if len > self.max_frame_bytes {
-            // The rest of the stream cannot be framed safely without
-            // reading what we refuse to hold.
-            return Err(IoError::Fatal {
-                code: ErrorCode::FrameTooLarge,
-                message: format!(
-                    "frame of {len} bytes; the limit is {}",
-                    self.max_frame_bytes
-                ),
-            });
-        }
-        if self.inbound.len() < 4 + len {
-            return Ok(None);
-        }
-        self.inbound.advance(4);
-        let frame = self.inbound.split_to(len).freeze();
-        if self.inbound.is_empty() {
-            // Let the buffer go while the connection idles.
-            self.inbound = BytesMut::new();
-        }
-        Ok(Some(frame))
-    }
-}
-
 impl FrameIo for QuicIo {
     async fn recv(&mut self) -> Result<Option<Bytes>, IoError> {
-        // Cancel-safe: `read_chunk` and `read_datagram` are, and a chunk is
-        // moved into `inbound` in the same poll that returns it.
+        // Cancel-safe: `read_chunk` and `read_datagram` are, and a chunk's
+        // frames move into `ready` in the same poll that returns it.
         loop {
-            if let Some(frame) = self.take_frame()? {
+            if let Some(frame) = self.ready.pop_front() {
                 return Ok(Some(frame));
+            }
+            if let Some(failure) = self.failed.take() {
+                return Err(failure);
             }
             let chunk = tokio::select! {
                 chunk = self.recv.read_chunk(READ_CHUNK, true) => chunk,
@@ -371,8 +351,20 @@ impl FrameIo for QuicIo {
                 }
             };
             match chunk {
-                Ok(Some(chunk)) => self.inbound.extend_from_slice(&chunk.bytes),
-                Ok(None) if self.inbound.is_empty() => return Ok(None),
+                Ok(Some(chunk)) => {
+                    let mut frames = Vec::new();
+                    let pushed = self.framer.push(chunk.bytes, &mut frames);
+                    self.ready.extend(frames);
+                    if let Err(e) = pushed {
+                        // The rest of the stream cannot be framed safely
+                        // without reading what we refuse to hold.
+                        self.failed = Some(IoError::Fatal {
+                            code: ErrorCode::FrameTooLarge,
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                Ok(None) if self.framer.is_between_frames() => return Ok(None),
                 Ok(None) => {
                     return Err(IoError::Fatal {
                         code: ErrorCode::BadFrame,

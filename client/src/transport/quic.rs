@@ -32,9 +32,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
+use axon_schemas::{FrameTooLarge, StreamFramer};
 use bytes::{BufMut as _, Bytes, BytesMut};
 use quinn::crypto::rustls::QuicClientConfig;
-use quinn::{ConnectionError, ReadError, ReadExactError, RecvStream, VarInt};
+use quinn::{ConnectionError, ReadError, RecvStream, VarInt};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite::http::Uri;
@@ -50,8 +53,12 @@ const DEFAULT_PORT: u16 = 8443;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Receive buffer asked for a shared endpoint's UDP socket.
 const SHARED_RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
-/// Frames read ahead of the connection task, per direction.
+/// Control frames, and batches of lane frames, read ahead of the
+/// connection task.
 const CHANNEL_FRAMES: usize = 64;
+/// Most bytes taken from a stream per read: a lane batch holds the frames
+/// one read completes.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// A parsed `quic://` URL.
 #[derive(Debug, Clone)]
@@ -192,8 +199,11 @@ pub(crate) struct QuicTransport {
     control: quinn::SendStream,
     /// Control-stream frames, then how the connection ended.
     replies: mpsc::Receiver<Reply>,
-    /// Frames from every lane, merged.
-    lanes: mpsc::Receiver<Result<Bytes, ClientError>>,
+    /// Frames from every lane (and datagram), merged, a read's worth at a
+    /// time.
+    lanes: mpsc::Receiver<Result<Vec<Bytes>, ClientError>>,
+    /// Lane frames received and not yet returned.
+    lane_frames: VecDeque<Bytes>,
     /// The first control frame (`Welcome` or the refusal) has been read:
     /// until then lane frames wait, so that nothing comes before it.
     answered: bool,
@@ -266,6 +276,7 @@ impl QuicTransport {
             control,
             replies,
             lanes,
+            lane_frames: VecDeque::new(),
             answered: false,
             tasks,
         })
@@ -290,12 +301,22 @@ impl QuicTransport {
             self.answered = matches!(reply, Ok(Inbound::Frame(_)));
             return reply;
         }
-        tokio::select! {
-            biased;
-            reply = next_reply(&mut self.replies) => reply,
-            // A closed lane channel disables this branch; the end of the
-            // connection is reported by the control reader.
-            Some(lane) = self.lanes.recv() => lane.map(Inbound::Frame),
+        loop {
+            if let Some(frame) = self.lane_frames.pop_front() {
+                // Control first when both have one.
+                if let Ok(reply) = self.replies.try_recv() {
+                    self.lane_frames.push_front(frame);
+                    return reply;
+                }
+                return Ok(Inbound::Frame(frame));
+            }
+            tokio::select! {
+                biased;
+                reply = next_reply(&mut self.replies) => return reply,
+                // A closed lane channel disables this branch; the end of
+                // the connection is reported by the control reader.
+                Some(lane) = self.lanes.recv() => self.lane_frames.extend(lane?),
+            }
         }
     }
 
@@ -331,42 +352,61 @@ async fn next_reply(replies: &mut mpsc::Receiver<Reply>) -> Reply {
     }))
 }
 
-/// Reads one length-prefixed frame; `Ok(None)` at a clean end of stream.
-async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Option<Bytes>, ReadFailure> {
-    let mut len = [0u8; 4];
-    match recv.read_exact(&mut len).await {
-        Ok(()) => {}
-        Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(ReadFailure::Read(e)),
+/// Reads a stream's length-prefixed frames a chunk at a time.
+struct FrameReader {
+    recv: RecvStream,
+    framer: StreamFramer,
+}
+
+impl FrameReader {
+    fn new(recv: RecvStream, max: usize) -> Self {
+        Self {
+            recv,
+            framer: StreamFramer::new(max),
+        }
     }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(ReadFailure::TooLarge(len));
+
+    /// The frames the next read completes (at least one); `Ok(None)` at a
+    /// clean end of the stream.
+    async fn next(&mut self) -> Result<Option<Vec<Bytes>>, ReadFailure> {
+        loop {
+            match self.recv.read_chunk(READ_CHUNK, true).await {
+                Ok(Some(chunk)) => {
+                    let mut frames = Vec::new();
+                    self.framer
+                        .push(chunk.bytes, &mut frames)
+                        .map_err(ReadFailure::TooLarge)?;
+                    if !frames.is_empty() {
+                        return Ok(Some(frames));
+                    }
+                }
+                Ok(None) if self.framer.is_between_frames() => return Ok(None),
+                Ok(None) => return Err(ReadFailure::EndedInsideFrame),
+                Err(e) => return Err(ReadFailure::Read(e)),
+            }
+        }
     }
-    let mut frame = vec![0u8; len];
-    recv.read_exact(&mut frame)
-        .await
-        .map_err(ReadFailure::Read)?;
-    Ok(Some(Bytes::from(frame)))
 }
 
 enum ReadFailure {
-    Read(ReadExactError),
-    TooLarge(usize),
+    Read(ReadError),
+    TooLarge(FrameTooLarge),
+    EndedInsideFrame,
 }
 
 impl ReadFailure {
     /// What the connection task should see: a close with the server's
     /// code, or an error.
-    fn into_reply(self, max: usize) -> Reply {
+    fn into_reply(self) -> Reply {
         match self {
-            ReadFailure::Read(ReadExactError::ReadError(ReadError::ConnectionLost(e))) => {
-                Ok(closed(&e))
-            }
+            ReadFailure::Read(ReadError::ConnectionLost(e)) => Ok(closed(&e)),
             ReadFailure::Read(e) => Err(ClientError::connection("QUIC read", e)),
-            ReadFailure::TooLarge(len) => Err(ClientError::Protocol(format!(
-                "the server announced a frame of {len} bytes; the limit is {max}"
-            ))),
+            ReadFailure::TooLarge(e) => {
+                Err(ClientError::Protocol(format!("the server announced a {e}")))
+            }
+            ReadFailure::EndedInsideFrame => Err(ClientError::Protocol(
+                "the server ended the control stream inside a frame".into(),
+            )),
         }
     }
 }
@@ -390,13 +430,14 @@ fn closed(e: &ConnectionError) -> Inbound {
 /// connection closed.
 async fn read_control(
     conn: quinn::Connection,
-    mut recv: RecvStream,
+    recv: RecvStream,
     tx: mpsc::Sender<Reply>,
     max: usize,
 ) {
+    let mut reader = FrameReader::new(recv, max);
     loop {
-        let item = match read_frame(&mut recv, max).await {
-            Ok(Some(frame)) => Ok(Inbound::Frame(frame)),
+        let frames = match reader.next().await {
+            Ok(Some(frames)) => frames,
             Ok(None) => {
                 // The server finished the stream; its close follows.
                 let reason = tokio::time::timeout(CLOSE_TIMEOUT, conn.closed()).await;
@@ -412,12 +453,14 @@ async fn read_control(
                 return;
             }
             Err(e) => {
-                let _ = tx.send(e.into_reply(max)).await;
+                let _ = tx.send(e.into_reply()).await;
                 return;
             }
         };
-        if tx.send(item).await.is_err() {
-            return;
+        for frame in frames {
+            if tx.send(Ok(Inbound::Frame(frame))).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -427,7 +470,7 @@ async fn read_control(
 /// stops them too.
 async fn accept_lanes(
     conn: quinn::Connection,
-    tx: mpsc::Sender<Result<Bytes, ClientError>>,
+    tx: mpsc::Sender<Result<Vec<Bytes>, ClientError>>,
     max: usize,
 ) {
     let mut readers = JoinSet::new();
@@ -442,7 +485,7 @@ async fn accept_lanes(
 /// datagram, no length prefix) into `tx` until the connection ends.
 async fn read_datagrams(
     conn: quinn::Connection,
-    tx: mpsc::Sender<Result<Bytes, ClientError>>,
+    tx: mpsc::Sender<Result<Vec<Bytes>, ClientError>>,
     max: usize,
 ) {
     while let Ok(datagram) = conn.read_datagram().await {
@@ -450,7 +493,7 @@ async fn read_datagrams(
             tracing::warn!(len = datagram.len(), "ignoring an oversized datagram");
             continue;
         }
-        if tx.send(Ok(datagram)).await.is_err() {
+        if tx.send(Ok(vec![datagram])).await.is_err() {
             return;
         }
     }
@@ -458,14 +501,22 @@ async fn read_datagrams(
 
 /// Reads one lane into `tx` until it ends. Connection loss is not reported
 /// here (the control reader reports it, after the frames before it).
-async fn read_lane(mut lane: RecvStream, tx: mpsc::Sender<Result<Bytes, ClientError>>, max: usize) {
+async fn read_lane(
+    lane: RecvStream,
+    tx: mpsc::Sender<Result<Vec<Bytes>, ClientError>>,
+    max: usize,
+) {
+    let mut reader = FrameReader::new(lane, max);
     loop {
-        let item = match read_frame(&mut lane, max).await {
-            Ok(Some(frame)) => Ok(frame),
+        let item = match reader.next().await {
+            Ok(Some(frames)) => Ok(frames),
             Ok(None) | Err(ReadFailure::Read(_)) => return,
-            Err(ReadFailure::TooLarge(len)) => Err(ClientError::Protocol(format!(
-                "the server announced a lane frame of {len} bytes; the limit is {max}"
+            Err(ReadFailure::TooLarge(e)) => Err(ClientError::Protocol(format!(
+                "the server announced a lane {e}"
             ))),
+            Err(ReadFailure::EndedInsideFrame) => Err(ClientError::Protocol(
+                "the server ended a lane inside a frame".into(),
+            )),
         };
         let stop = item.is_err();
         if tx.send(item).await.is_err() || stop {
