@@ -233,3 +233,79 @@ async fn subscribers_see_every_room_in_order_while_joining_and_leaving() {
     }
     sequencer.shutdown().await;
 }
+
+/// A feed far behind catches up a page per room per `try_next` (at most 512
+/// events, the feed's replay page), in order and without gaps, and only
+/// then takes live events again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_feed_catches_up_a_page_at_a_time() {
+    const BEHIND: usize = 1_300;
+    const PAGE: usize = 512;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
+    let router = Arc::new(RoomRouter::new());
+    let sequencer = Sequencer::start(store.clone(), router.clone(), SequencerConfig::default())
+        .await
+        .unwrap();
+    let server = ServerName::parse("x").unwrap();
+    let alice = UserId::parse("@alice:x").unwrap();
+    let rooms: Vec<RoomId> = (0..2).map(|_| RoomId::random(&server)).collect();
+    for room in &rooms {
+        let mut creation = RoomCreation::new(room.clone(), alice.clone());
+        creation.join_rule = JoinRule::Public;
+        sequencer.append_all(creation.events()).await.unwrap();
+    }
+    let mut feed = Feed::new(router.clone(), store.clone(), 8, LagPolicy::CatchUp);
+    for room in &rooms {
+        feed.join(room, None).await.unwrap();
+    }
+    for n in 0..BEHIND {
+        for room in &rooms {
+            sequencer.append(message(room, &alice, n)).await.unwrap();
+        }
+    }
+    let mut heads = HashMap::new();
+    for room in &rooms {
+        heads.insert(room.clone(), store.room_head(room).await.unwrap().unwrap());
+    }
+
+    let mut seen: HashMap<RoomId, Vec<u64>> = HashMap::new();
+    let mut steps = 0;
+    while rooms
+        .iter()
+        .any(|r| feed.cursor().last(r) != heads.get(r).copied())
+    {
+        let mut out = Vec::new();
+        feed.next(&mut out).await.unwrap();
+        steps += 1;
+        let mut per_room: HashMap<&RoomId, usize> = HashMap::new();
+        for d in &out {
+            *per_room.entry(&d.event.room_id).or_default() += 1;
+            seen.entry(d.event.room_id.clone())
+                .or_default()
+                .push(d.event.seq);
+        }
+        for (room, n) in per_room {
+            assert!(n <= PAGE, "step {steps}: {n} events of {room} at once");
+        }
+    }
+    assert_eq!(feed.lags(), 1);
+    assert_eq!(steps, BEHIND.div_ceil(PAGE), "one page per room per step");
+    for room in &rooms {
+        let seqs = &seen[room];
+        assert_consecutive("the lagging feed", room, seqs);
+        assert_eq!(seqs.last().copied(), heads.get(room).copied());
+    }
+
+    // Caught up: live events flow again.
+    sequencer
+        .append(message(&rooms[0], &alice, BEHIND))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    feed.next(&mut out).await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event.seq, heads[&rooms[0]] + 1);
+    assert_eq!(feed.lags(), 1);
+    sequencer.shutdown().await;
+}

@@ -7,6 +7,12 @@
 //! shows a gap, the missing range is read from storage before anything newer
 //! is handed out. Every published event is durable first, so storage always
 //! has what the queue lost.
+//!
+//! A lagging consumer catches up one page per room at a time: each
+//! [`Feed::try_next`] hands out at most `REPLAY_PAGE` (512) events of a room
+//! until the room's head is reached, and only then drains the live queue
+//! again. So a consumer far behind holds a page of events, not everything
+//! it missed.
 
 use std::sync::Arc;
 
@@ -17,7 +23,8 @@ use crate::encoder::with_encoder;
 use crate::ids::RoomId;
 use crate::store::{Direction, StoreError, TimelineStore};
 
-/// Most events read from storage per request while catching up.
+/// Most events read from storage per request, and handed out per room and
+/// per [`Feed::try_next`], while catching up.
 const REPLAY_PAGE: usize = 512;
 
 /// What a consumer does when its queue overflows.
@@ -55,6 +62,9 @@ pub struct Feed {
     policy: LagPolicy,
     live: Vec<Delivery>,
     lags: u64,
+    /// Catching up after a lag: the live queue waits until every room has
+    /// been read from storage up to its head.
+    catching_up: bool,
 }
 
 impl Feed {
@@ -74,6 +84,7 @@ impl Feed {
             policy,
             live: Vec::new(),
             lags: 0,
+            catching_up: false,
         }
     }
 
@@ -133,6 +144,9 @@ impl Feed {
     /// connection selects on this and on its socket, then calls
     /// [`try_next`](Self::try_next).
     pub async fn ready(&self) {
+        if self.catching_up {
+            return;
+        }
         self.sub.queue.ready().await;
     }
 
@@ -140,6 +154,9 @@ impl Feed {
     /// events in `seq` order with no gap and no duplicate (it may append
     /// nothing, when all that was queued were duplicates).
     pub async fn try_next(&mut self, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+        if self.catching_up {
+            return self.catch_up(out).await;
+        }
         self.live.clear();
         match self.sub.queue.try_drain(&mut self.live) {
             QueueSignal::Items => {
@@ -156,11 +173,8 @@ impl Feed {
                 if self.policy == LagPolicy::Close {
                     return Err(FeedError::Lagged);
                 }
-                let rooms: Vec<RoomId> = self.cursor.positions().map(|(r, _)| r.clone()).collect();
-                for room in rooms {
-                    let head = self.store.room_head(&room).await?.unwrap_or(0);
-                    self.replay(&room, head, out).await?;
-                }
+                self.catching_up = true;
+                self.catch_up(out).await?;
             }
             QueueSignal::Closed => return Err(FeedError::Closed),
             QueueSignal::Empty => {}
@@ -194,6 +208,25 @@ impl Feed {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// One step of catching up: at most a page of each room that is behind
+    /// its head. Catching up ends when no room is.
+    async fn catch_up(&mut self, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+        let rooms: Vec<(RoomId, u64)> = self
+            .cursor
+            .positions()
+            .map(|(r, last)| (r.clone(), last))
+            .collect();
+        let mut behind = false;
+        for (room, last) in rooms {
+            let head = self.store.room_head(&room).await?.unwrap_or(0);
+            let to = head.min(last.saturating_add(REPLAY_PAGE as u64));
+            self.replay(&room, to, out).await?;
+            behind |= to < head;
+        }
+        self.catching_up = behind;
         Ok(())
     }
 
