@@ -30,9 +30,16 @@ pub struct Report {
     pub sent: u64,
     /// Acknowledged sends per second.
     pub sent_per_sec: f64,
-    /// Events received by the receivers (each receiver counts its own).
+    /// Events received by the receivers (each receiver counts its own),
+    /// during the measured phase and the drain after it.
     pub delivered: u64,
-    /// Deliveries per second.
+    /// From the start of the measured phase until the drain ended: the
+    /// last acknowledged event arrived, or the drain time ran out. 0 for a
+    /// scenario without a drain (`duration_secs` then applies).
+    pub delivery_secs: f64,
+    /// Deliveries per second over `delivery_secs`: at maximum rate the
+    /// receivers fall behind, and dividing what arrives during the drain
+    /// by the measured phase alone would overstate it.
     pub delivered_per_sec: f64,
     /// Acknowledged events a receiver never got.
     pub lost: u64,
@@ -77,7 +84,14 @@ impl Report {
     pub fn finish_rates(&mut self) {
         if self.duration_secs > 0.0 {
             self.sent_per_sec = self.sent as f64 / self.duration_secs;
-            self.delivered_per_sec = self.delivered as f64 / self.duration_secs;
+        }
+        let delivery_secs = if self.delivery_secs > 0.0 {
+            self.delivery_secs
+        } else {
+            self.duration_secs
+        };
+        if delivery_secs > 0.0 {
+            self.delivered_per_sec = self.delivered as f64 / delivery_secs;
         }
     }
 
@@ -97,7 +111,16 @@ impl Report {
         if self.delivered > 0 || self.sent > 0 {
             rows.push((
                 "delivered".into(),
-                format!("{} ({}/s)", self.delivered, si(self.delivered_per_sec)),
+                if self.delivery_secs > 0.0 {
+                    format!(
+                        "{} ({}/s over {:.1} s: measured + drain)",
+                        self.delivered,
+                        si(self.delivered_per_sec),
+                        self.delivery_secs
+                    )
+                } else {
+                    format!("{} ({}/s)", self.delivered, si(self.delivered_per_sec))
+                },
             ));
             rows.push(("lost".into(), self.lost.to_string()));
             rows.push(("duplicated".into(), self.duplicated.to_string()));
@@ -283,6 +306,12 @@ mod tests {
             table.contains("delivered") && table.contains("100 (50/s)"),
             "{table}"
         );
+        // Deliveries that arrived during a drain count over the drain too.
+        r.delivery_secs = 4.0;
+        r.finish_rates();
+        assert_eq!(r.sent_per_sec, 5.0);
+        assert_eq!(r.delivered_per_sec, 25.0);
+        assert!(r.table().contains("100 (25/s over 4.0 s"), "{}", r.table());
         let (json, html) = r.write(dir.path()).unwrap();
         let back: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
         assert_eq!(back["delivered"], 100);

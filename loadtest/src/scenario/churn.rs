@@ -216,6 +216,7 @@ pub async fn run(mut run: Run, args: ChurnArgs) -> anyhow::Result<Report> {
     while !complete() && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let drained = started.elapsed();
     // Anything more arriving now would be a duplicate: give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -245,6 +246,7 @@ pub async fn run(mut run: Run, args: ChurnArgs) -> anyhow::Result<Report> {
     drop(closing);
 
     report.duration_secs = measured.as_secs_f64();
+    report.delivery_secs = drained.as_secs_f64();
     report.sent = acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
     report.latency = delivery.summary();
     report.send_latency = Some(acks.summary());

@@ -174,10 +174,12 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
     while !complete() && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let drained = started.elapsed();
     receivers.abort_all();
     while receivers.join_next().await.is_some() {}
 
     report.duration_secs = measured.as_secs_f64();
+    report.delivery_secs = drained.as_secs_f64();
     report.sent = acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
     for (room, s) in &seen {
         let expected = acked[*room].load(Ordering::Relaxed);
