@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use axon_core::router::Delivery;
 use axon_core::{CloseReason, RoomId, Services, Session, SessionConfig, ShardId};
-use axon_schemas::{ErrorCode, StreamFramer};
+use axon_schemas::{ErrorCode, LENGTH_PREFIX_BYTES, StreamFramer};
 use bytes::{BufMut as _, Bytes, BytesMut};
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{
@@ -270,10 +270,10 @@ impl QuicConnection {
 
 /// Size of the buffers [`framed`] fills: small enough that the allocator
 /// reuses them from its free lists. One buffer per write, grown to the size
-/// of the batch, was megabytes per connection while receivers lagged; the
-/// allocator then took fresh memory from the kernel each time, and the
-/// kernel zeroing those (huge) pages was 61 % of the server's CPU in the
-/// QUIC fan-out (docs/benchmarks.md).
+/// of the batch (large while receivers lag), had the allocator take fresh
+/// memory from the kernel again and again, and the kernel zeroing those
+/// (huge) pages was 61 % of the server's CPU in the QUIC fan-out
+/// (docs/benchmarks.md).
 const FRAMED_BUFFER_BYTES: usize = 16 * 1024;
 
 /// `frames`, each behind its length, in exactly-sized buffers of at most
@@ -287,7 +287,7 @@ fn framed(frames: &[Bytes]) -> Vec<Bytes> {
         let mut len = 0;
         let mut count = 0;
         for frame in rest {
-            let framed_len = 4 + frame.len();
+            let framed_len = LENGTH_PREFIX_BYTES + frame.len();
             if count > 0 && len + framed_len > FRAMED_BUFFER_BYTES {
                 break;
             }

@@ -28,11 +28,10 @@
 //! Until the first control frame (`Welcome`, or the refusal) is read, lane
 //! frames wait in their channel, so nothing comes before it.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::VecDeque;
 
 use axon_schemas::{FrameTooLarge, StreamFramer};
 use bytes::{BufMut as _, Bytes, BytesMut};
@@ -56,9 +55,10 @@ const SHARED_RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Control frames, and batches of lane frames, read ahead of the
 /// connection task.
 const CHANNEL_FRAMES: usize = 64;
-/// Most bytes taken from a stream per read: a lane batch holds the frames
-/// one read completes.
-const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes taken from a stream per read. A lane batch holds the frames
+/// one read completes, so the lane channel holds at most
+/// `CHANNEL_FRAMES` x 16 KiB (1 MiB) read ahead of the application.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A parsed `quic://` URL.
 #[derive(Debug, Clone)]
