@@ -47,19 +47,21 @@ impl StreamFramer {
     /// completes to `frames`, in stream order.
     pub fn push(&mut self, mut chunk: Bytes, frames: &mut Vec<Bytes>) -> Result<(), FrameTooLarge> {
         // First finish a frame begun in an earlier chunk.
-        while !self.partial.is_empty() {
+        if !self.partial.is_empty() {
             if self.partial.len() < LENGTH_PREFIX_BYTES {
                 let take = (LENGTH_PREFIX_BYTES - self.partial.len()).min(chunk.len());
                 self.partial.extend_from_slice(&chunk.split_to(take));
-                if self.partial.len() < LENGTH_PREFIX_BYTES {
-                    return Ok(());
-                }
             }
-            let want = LENGTH_PREFIX_BYTES + self.checked_len(self.prefix())?;
+            let Some(&prefix) = self.partial.first_chunk::<LENGTH_PREFIX_BYTES>() else {
+                // `chunk` is used up inside the prefix.
+                return Ok(());
+            };
+            let want = LENGTH_PREFIX_BYTES + self.checked_len(prefix)?;
             let take = (want - self.partial.len()).min(chunk.len());
+            self.partial.reserve(want - self.partial.len());
             self.partial.extend_from_slice(&chunk.split_to(take));
             if self.partial.len() < want {
-                // `chunk` is used up.
+                // `chunk` is used up inside the frame.
                 return Ok(());
             }
             let mut frame = std::mem::take(&mut self.partial).freeze();
@@ -85,12 +87,6 @@ impl StreamFramer {
     /// is false ended inside a frame.
     pub fn is_between_frames(&self) -> bool {
         self.partial.is_empty()
-    }
-
-    fn prefix(&self) -> [u8; LENGTH_PREFIX_BYTES] {
-        let mut prefix = [0; LENGTH_PREFIX_BYTES];
-        prefix.copy_from_slice(&self.partial[..LENGTH_PREFIX_BYTES]);
-        prefix
     }
 
     fn checked_len(&self, prefix: [u8; LENGTH_PREFIX_BYTES]) -> Result<usize, FrameTooLarge> {

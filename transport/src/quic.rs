@@ -49,11 +49,12 @@ const SEND_WINDOW_BYTES: u64 = 512 * 1024;
 /// Ack-eliciting packets a client may receive before it must acknowledge
 /// (the QUIC acknowledgement-frequency extension, which quinn clients
 /// support; others ignore the request). Without it a client acknowledges
-/// every second packet: in a 1 x 1,000 fan-out, sending them was 14 % of
-/// the load generator's CPU, and this cuts the datagrams on the loopback
-/// per delivery from 0.35 to 0.27 (docs/benchmarks.md). A client still
-/// acknowledges at once when packets arrive out of order, so loss
-/// detection is as before, and within its `max_ack_delay` in any case.
+/// every second packet: in a 1 x 1,000 fan-out, sending datagrams (nearly
+/// all of them acknowledgements) was 14 % of the load generator's CPU, and
+/// this cuts the datagrams on the loopback per delivery from 0.35 to 0.27
+/// (docs/benchmarks.md). A client still acknowledges at once when packets
+/// arrive out of order, so loss detection is as before, and within its
+/// `max_ack_delay` in any case.
 const ACK_ELICITING_THRESHOLD: u32 = 9;
 /// How long a closing connection waits for the peer to read the last frames.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -280,14 +281,14 @@ const FRAMED_BUFFER_BYTES: usize = 16 * 1024;
 /// [`FRAMED_BUFFER_BYTES`] (a larger frame gets a buffer of its own). quinn
 /// keeps the buffers it is given as they are (`write_all_chunks`) until the
 /// peer acknowledges them, so the bytes are copied once here and not again.
-fn framed(frames: &[Bytes]) -> Vec<Bytes> {
+fn framed<F: AsRef<[u8]>>(frames: &[F]) -> Vec<Bytes> {
     let mut buffers = Vec::new();
     let mut rest = frames;
     while !rest.is_empty() {
         let mut len = 0;
         let mut count = 0;
         for frame in rest {
-            let framed_len = LENGTH_PREFIX_BYTES + frame.len();
+            let framed_len = LENGTH_PREFIX_BYTES + frame.as_ref().len();
             if count > 0 && len + framed_len > FRAMED_BUFFER_BYTES {
                 break;
             }
@@ -297,6 +298,7 @@ fn framed(frames: &[Bytes]) -> Vec<Bytes> {
         let (these, later) = rest.split_at(count);
         let mut buf = BytesMut::with_capacity(len);
         for frame in these {
+            let frame = frame.as_ref();
             buf.put_u32(frame.len() as u32);
             buf.put_slice(frame);
         }
@@ -407,12 +409,16 @@ impl FrameIo for QuicIo {
     }
 
     async fn send_events(&mut self, events: &mut Vec<Delivery>) -> Result<(), IoError> {
-        let mut per_lane: [Vec<Bytes>; LANES as usize] = Default::default();
-        for d in events.drain(..) {
-            per_lane[lane_of(&d.event.room_id) as usize].push(d.frame.clone());
+        // Framed straight from the shared frames: each lane's bytes are
+        // copied once, into the buffers quinn keeps.
+        let mut per_lane: [Vec<&Bytes>; LANES as usize] = Default::default();
+        for d in events.iter() {
+            per_lane[lane_of(&d.event.room_id) as usize].push(&d.frame);
         }
-        for (lane, frames) in per_lane.into_iter().enumerate() {
-            if frames.is_empty() {
+        let buffers = per_lane.map(|frames| framed(&frames));
+        events.clear();
+        for (lane, mut buffers) in buffers.into_iter().enumerate() {
+            if buffers.is_empty() {
                 continue;
             }
             let stream = match &mut self.lanes[lane] {
@@ -425,7 +431,7 @@ impl FrameIo for QuicIo {
                 ),
             };
             stream
-                .write_all_chunks(&mut framed(&frames))
+                .write_all_chunks(&mut buffers)
                 .await
                 .map_err(|e| IoError::Lost(e.to_string()))?;
         }
@@ -492,6 +498,6 @@ mod tests {
 
     #[test]
     fn no_frames_no_buffers() {
-        assert!(framed(&[]).is_empty());
+        assert!(framed::<Bytes>(&[]).is_empty());
     }
 }
