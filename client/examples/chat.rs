@@ -222,7 +222,7 @@ async fn print_ephemeral(client: Client) {
 /// `[seq] sender: body` for messages; other events in brief.
 fn print_event(event: &Event) {
     let content: serde_json::Value = serde_json::from_slice(&event.content).unwrap_or_default();
-    match (event.event_type.as_str(), content["body"].as_str()) {
+    match (&*event.event_type, content["body"].as_str()) {
         ("m.room.message", Some(body)) => println!("[{}] {}: {}", event.seq, event.sender, body),
         (kind, _) => println!("[{}] {} ({kind})", event.seq, event.sender),
     }

@@ -25,6 +25,8 @@ const SEND_ATTEMPTS: u32 = 4;
 const RATE_LIMIT_WAITS: u32 = 50;
 /// Wait after `RateLimited` when the server gives no hint.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_millis(100);
+/// Events [`Client::next_event`] takes from the connection task at once.
+const INBOX_BATCH: usize = 64;
 
 /// A connection to an Axon server, kept alive in the background.
 ///
@@ -40,12 +42,21 @@ pub struct Client {
 
 struct Inner {
     commands: mpsc::Sender<Command>,
-    events: Mutex<mpsc::Receiver<Event>>,
+    events: Mutex<Inbox>,
     shared: Arc<Shared>,
     user_id: String,
     device_id: String,
     access_token: String,
     request_timeout: Duration,
+}
+
+/// The events the connection task handed over: a reader takes up to
+/// [`INBOX_BATCH`] at a time from the channel (one wake-up and one lock
+/// per batch instead of per event) and reads them from `taken`.
+struct Inbox {
+    channel: mpsc::Receiver<Event>,
+    /// Taken from the channel, not yet read; the next one last.
+    taken: Vec<Event>,
 }
 
 impl std::fmt::Debug for Client {
@@ -69,7 +80,10 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 commands: opened.commands,
-                events: Mutex::new(opened.events),
+                events: Mutex::new(Inbox {
+                    channel: opened.events,
+                    taken: Vec::with_capacity(INBOX_BATCH),
+                }),
                 shared: opened.shared,
                 user_id: opened.welcome.user_id,
                 device_id: opened.welcome.device_id,
@@ -309,7 +323,13 @@ impl Client {
     /// with no gap and no duplicate, across reconnects. `None` once the
     /// client is closed and every received event was read.
     pub async fn next_event(&self) -> Option<Event> {
-        self.inner.events.lock().await.recv().await
+        let mut inbox = self.inner.events.lock().await;
+        if inbox.taken.is_empty() {
+            let Inbox { channel, taken } = &mut *inbox;
+            channel.recv_many(taken, INBOX_BATCH).await;
+            taken.reverse();
+        }
+        inbox.taken.pop()
     }
 
     /// The events of [`Client::next_event`] as a stream.

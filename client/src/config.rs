@@ -105,7 +105,8 @@ pub struct ClientConfig {
     /// Longest wait for one answer (and for connecting). A send that times
     /// out is retried with the same transaction id.
     pub request_timeout: Duration,
-    /// Received events buffered for [`Client::next_event`](crate::Client::next_event).
+    /// Received events buffered for [`Client::next_event`](crate::Client::next_event)
+    /// (beside up to 64 that a reader has already taken in one go).
     /// When the buffer is full the client stops reading the socket until
     /// the application catches up (the server may then close the
     /// connection as lagged, and the client resumes).

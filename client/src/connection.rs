@@ -17,6 +17,7 @@ use std::time::Duration;
 use axon_schemas::{
     ClientFrame, DecodeLimits, Direction, ErrorCode, Frame, Ping, ServerFrame, Unsubscribe,
 };
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -384,7 +385,7 @@ impl Connection {
         id
     }
 
-    async fn on_frame(&mut self, bytes: &[u8], transport: &mut Transport) -> Result<(), Ended> {
+    async fn on_frame(&mut self, bytes: &Bytes, transport: &mut Transport) -> Result<(), Ended> {
         let frame = match axon_schemas::decode(bytes, &self.limits).and_then(Frame::into_server) {
             Ok(frame) => frame,
             Err(e) => {
@@ -397,11 +398,11 @@ impl Connection {
         let mut fills = Vec::new();
         match frame {
             ServerFrame::Event(view) => {
-                fills.extend(self.cursor.offer(Event::from(&view), &mut ready));
+                fills.extend(self.cursor.offer(Event::shared(&view, bytes), &mut ready));
             }
             ServerFrame::EventBatch(batch) => {
                 for view in &batch.events {
-                    fills.extend(self.cursor.offer(Event::from(view), &mut ready));
+                    fills.extend(self.cursor.offer(Event::shared(view, bytes), &mut ready));
                 }
             }
             ServerFrame::SendAck(ack) => {
@@ -429,7 +430,11 @@ impl Connection {
                 }
             }
             ServerFrame::HistoryPage(page) => {
-                let events: Vec<Event> = page.events.iter().map(Event::from).collect();
+                let events: Vec<Event> = page
+                    .events
+                    .iter()
+                    .map(|view| Event::shared(view, bytes))
+                    .collect();
                 match self.pending.remove(&page.request_id) {
                     Some(Pending {
                         waiter: Waiter::Fill,

@@ -118,7 +118,7 @@ impl ResumeCursor {
 
     /// An event arrived (live or replayed). Deliverable events go to `out`.
     pub fn offer(&mut self, event: Event, out: &mut Vec<Event>) -> Option<Fill> {
-        let room = self.rooms.get_mut(event.room_id.as_str())?;
+        let room = self.rooms.get_mut(&*event.room_id)?;
         let last = room.last;
         if last.is_some_and(|last| event.seq <= last) {
             return None;
@@ -212,7 +212,7 @@ mod tests {
 
     fn event(room: &str, seq: u64) -> Event {
         Event {
-            event_id: format!("$e{seq}"),
+            event_id: format!("$e{seq}").into(),
             room_id: room.into(),
             sender: "@a:x".into(),
             event_type: "m.room.message".into(),

@@ -335,7 +335,7 @@ async fn receive(
         // generator's CPU at 1,000 subscribers).
         let Some((_, tally)) = tallies
             .iter_mut()
-            .find(|(r, _)| room_ids[*r] == event.room_id)
+            .find(|(r, _)| event.room_id == room_ids[*r])
         else {
             continue;
         };
