@@ -679,3 +679,49 @@ async fn a_client_connects_from_its_local_address() {
     ));
     s.server.shutdown().await.unwrap();
 }
+
+/// A subscribe from the start of a long timeline gets every event once, in
+/// order: the server replays the first 512 before `Subscribed` and the rest
+/// after it, ahead of live events (docs/protocol.md §6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_from_far_back_gets_the_whole_timeline_in_order() {
+    const BACKLOG: usize = 1_200;
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path()).await;
+    let core = s.server.core();
+    let room = RoomId::parse(&s.room).unwrap();
+    let alice = UserId::parse("@alice:localhost").unwrap();
+    for n in 0..BACKLOG {
+        core.sequencer
+            .append(NewEvent {
+                room_id: room.clone(),
+                sender: alice.clone(),
+                event_type: "m.room.message".into(),
+                state_key: None,
+                content: message(&format!("m{n}")).into(),
+                txn: None,
+            })
+            .await
+            .unwrap();
+    }
+    for config in [
+        ws_config(&s.server, Auth::Token(s.bob.clone())),
+        quic_config(&s.server, Auth::Token(s.bob.clone())),
+    ] {
+        let head = core.store.room_head(&room).await.unwrap().unwrap();
+        let bob = Client::connect(config).await.unwrap();
+        let ack = bob.subscribe_since(&s.room, 0).await.unwrap();
+        assert!(ack.head >= 512 && ack.head <= head, "head {}", ack.head);
+        let live = bob
+            .send(&s.room, "m.room.message", message("live"))
+            .await
+            .unwrap();
+        let got = events(&bob, head as usize + 1).await;
+        assert_eq!(seqs(&got), (1..=head + 1).collect::<Vec<_>>());
+        assert_eq!(got.last().map(body).as_deref(), Some("live"));
+        assert_eq!(live.seq, head + 1);
+        assert_quiet(&bob).await;
+        bob.close().await;
+    }
+    s.server.shutdown().await.unwrap();
+}

@@ -309,3 +309,62 @@ async fn a_lagging_feed_catches_up_a_page_at_a_time() {
     assert_eq!(feed.lags(), 1);
     sequencer.shutdown().await;
 }
+
+/// Joining from far back (a subscribe with `since: 0` on a long timeline)
+/// returns one page, and the rest follows a page per `try_next` before any
+/// live event: the feed never holds the whole backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_from_far_back_replays_a_page_at_a_time() {
+    const BACKLOG: usize = 1_100;
+    const PAGE: usize = 512;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
+    let router = Arc::new(RoomRouter::new());
+    let sequencer = Sequencer::start(store.clone(), router.clone(), SequencerConfig::default())
+        .await
+        .unwrap();
+    let server = ServerName::parse("x").unwrap();
+    let alice = UserId::parse("@alice:x").unwrap();
+    let room = RoomId::random(&server);
+    sequencer
+        .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
+        .await
+        .unwrap();
+    for n in 0..BACKLOG {
+        sequencer.append(message(&room, &alice, n)).await.unwrap();
+    }
+    let head = store.room_head(&room).await.unwrap().unwrap();
+
+    let mut feed = Feed::new(router.clone(), store.clone(), 64, LagPolicy::CatchUp);
+    let first = feed.join(&room, Some(0)).await.unwrap();
+    assert_eq!(first.len(), PAGE, "join hands out one page");
+    assert_eq!(feed.cursor().last(&room), Some(PAGE as u64));
+    // Published while the feed is still catching up: it comes after the
+    // backlog, once.
+    sequencer
+        .append(message(&room, &alice, BACKLOG))
+        .await
+        .unwrap();
+    let mut seqs: Vec<u64> = first.iter().map(|d| d.event.seq).collect();
+    let mut steps = 0;
+    while feed.cursor().last(&room) != Some(head + 1) {
+        let mut out = Vec::new();
+        feed.next(&mut out).await.unwrap();
+        steps += 1;
+        assert!(
+            out.len() <= PAGE,
+            "step {steps}: {} events at once",
+            out.len()
+        );
+        seqs.extend(out.iter().map(|d| d.event.seq));
+    }
+    assert_consecutive("the joining feed", &room, &seqs);
+    assert_eq!(seqs.first(), Some(&1));
+    assert_eq!(seqs.last(), Some(&(head + 1)));
+    assert_eq!(feed.lags(), 0, "paging is not a lag");
+    assert!(
+        steps >= (head as usize - PAGE).div_ceil(PAGE),
+        "{steps} steps"
+    );
+    sequencer.shutdown().await;
+}

@@ -12,7 +12,8 @@
 //! [`Feed::try_next`] hands out at most `REPLAY_PAGE` (512) events of a room
 //! until the room's head is reached, and only then drains the live queue
 //! again. So a consumer far behind holds a page of events, not everything
-//! it missed.
+//! it missed. Joining from far back works the same way: [`Feed::join`]
+//! returns the first page, and the rest follows as catch-up.
 
 use std::sync::Arc;
 
@@ -88,8 +89,13 @@ impl Feed {
         }
     }
 
-    /// Subscribes to `room` and returns the events after `after_seq` up to
-    /// the live point; `None` starts at the live point (nothing replayed).
+    /// Subscribes to `room` and returns the events after `after_seq`, up
+    /// to the live point or at most a page (`REPLAY_PAGE`) of them; `None`
+    /// starts at the live point (nothing replayed). When more than a page
+    /// was missed, the feed is catching up: [`try_next`](Self::try_next)
+    /// hands out the rest a page at a time before anything live. So a
+    /// subscribe from far back (`since: 0` on a long timeline) never holds
+    /// more than a page.
     pub async fn join(
         &mut self,
         room: &RoomId,
@@ -102,8 +108,10 @@ impl Feed {
         let head = self.store.room_head(room).await?.unwrap_or(0);
         let start = after_seq.unwrap_or(head).min(head);
         self.cursor.track(room.clone(), start);
+        let to = head.min(start.saturating_add(REPLAY_PAGE as u64));
         let mut out = Vec::new();
-        self.replay(room, head, &mut out).await?;
+        self.replay(room, to, &mut out).await?;
+        self.catching_up |= to < head;
         Ok(out)
     }
 
