@@ -31,7 +31,7 @@
 //! # must allow the count: AXON_NATIVE__MAX_CONNECTIONS=110000)
 //! axon-loadtest --server-metrics http://127.0.0.1:9108/metrics \
 //!     --ca-file data-loadtest/tls/dev-cert.pem \
-//!     connections --transport quic --count 100000 --rate 1000
+//!     connections --transport quic --count 100000 --rate 300
 //! ```
 
 use std::collections::BTreeMap;
