@@ -4,10 +4,11 @@
 //! Decoded frames borrow the received buffer. An [`Event`] shares it
 //! instead of copying: its strings and content are reference-counted
 //! slices of the frame, so it outlives the frame's decoding without an
-//! allocation per field (copying five strings per event was a fifth of a
-//! subscriber's CPU, docs/benchmarks.md). The frame's buffer is freed when
-//! the last event of it is dropped; an application that keeps a few events
-//! of many frames for long can copy what it keeps (`String::from`).
+//! allocation per field (building an owned copy was 12 % of the load
+//! generator's CPU at 1,000 subscribers, docs/benchmarks.md). The frame's
+//! buffer is freed when the last event of it is dropped; an application
+//! that keeps a few events of many frames for long can copy what it keeps
+//! (`String::from`).
 
 use axon_schemas::EventView;
 use bytes::Bytes;
