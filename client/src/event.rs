@@ -44,9 +44,7 @@ impl Event {
     pub fn is_state(&self) -> bool {
         self.state_key.is_some()
     }
-}
 
-impl Event {
     /// The event `view` decoded from `frame`, sharing the frame's buffer.
     pub(crate) fn shared(view: &EventView<'_>, frame: &Bytes) -> Self {
         Self {
@@ -66,13 +64,17 @@ impl Event {
 /// `part` as a slice of `frame` when it lies in it (it does when `part`
 /// was decoded from `frame`), else a copy.
 fn slice(frame: &Bytes, part: &[u8]) -> Bytes {
-    let whole = frame.as_ptr_range();
-    let inside = whole.start <= part.as_ptr() && part.as_ptr_range().end <= whole.end;
-    if inside && !part.is_empty() {
+    if lies_in(frame, part) {
         frame.slice_ref(part)
     } else {
         Bytes::copy_from_slice(part)
     }
+}
+
+/// Whether `part` is memory of `frame` (what [`Bytes::slice_ref`] needs).
+fn lies_in(frame: &Bytes, part: &[u8]) -> bool {
+    let whole = frame.as_ptr_range();
+    whole.start <= part.as_ptr() && part.as_ptr_range().end <= whole.end
 }
 
 /// [`slice`] for a string.
@@ -138,11 +140,6 @@ mod tests {
         }
     }
 
-    fn within(frame: &Bytes, part: &[u8]) -> bool {
-        let whole = frame.as_ptr_range();
-        whole.start <= part.as_ptr() && part.as_ptr_range().end <= whole.end
-    }
-
     #[test]
     fn events_share_the_frame_they_were_decoded_from() {
         let sent = [view(1, None), view(2, Some(""))];
@@ -176,7 +173,7 @@ mod tests {
                 event.event_type.as_bytes(),
                 &event.content,
             ] {
-                assert!(within(&frame, part), "copied instead of shared");
+                assert!(lies_in(&frame, part), "copied instead of shared");
             }
         }
         // The frame's buffer outlives the frame handle.
@@ -193,6 +190,6 @@ mod tests {
         assert_eq!(event.event_id, "$abc");
         assert_eq!(event.state_key.as_deref(), Some("k"));
         assert_eq!(&event.content[..], br#"{"body":"hi"}"#);
-        assert!(!within(&frame, &event.content));
+        assert!(!lies_in(&frame, &event.content));
     }
 }

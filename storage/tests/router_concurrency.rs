@@ -234,21 +234,52 @@ async fn subscribers_see_every_room_in_order_while_joining_and_leaving() {
     sequencer.shutdown().await;
 }
 
+/// The feed's replay page.
+const PAGE: usize = 512;
+
+/// A store, router and sequencer with defaults, for the paging tests.
+struct Paging {
+    _dir: tempfile::TempDir,
+    store: Arc<EmbeddedStore>,
+    router: Arc<RoomRouter>,
+    sequencer: Sequencer,
+    server: ServerName,
+    alice: UserId,
+}
+
+impl Paging {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
+        let router = Arc::new(RoomRouter::new());
+        let sequencer = Sequencer::start(store.clone(), router.clone(), SequencerConfig::default())
+            .await
+            .unwrap();
+        Self {
+            _dir: dir,
+            store,
+            router,
+            sequencer,
+            server: ServerName::parse("x").unwrap(),
+            alice: UserId::parse("@alice:x").unwrap(),
+        }
+    }
+}
+
 /// A feed far behind catches up a page per room per `try_next` (at most 512
 /// events, the feed's replay page), in order and without gaps, and only
 /// then takes live events again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_feed_catches_up_a_page_at_a_time() {
     const BEHIND: usize = 1_300;
-    const PAGE: usize = 512;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
-    let router = Arc::new(RoomRouter::new());
-    let sequencer = Sequencer::start(store.clone(), router.clone(), SequencerConfig::default())
-        .await
-        .unwrap();
-    let server = ServerName::parse("x").unwrap();
-    let alice = UserId::parse("@alice:x").unwrap();
+    let Paging {
+        _dir,
+        store,
+        router,
+        sequencer,
+        server,
+        alice,
+    } = Paging::start().await;
     let rooms: Vec<RoomId> = (0..2).map(|_| RoomId::random(&server)).collect();
     for room in &rooms {
         let mut creation = RoomCreation::new(room.clone(), alice.clone());
@@ -316,15 +347,14 @@ async fn a_lagging_feed_catches_up_a_page_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joining_from_far_back_replays_a_page_at_a_time() {
     const BACKLOG: usize = 1_100;
-    const PAGE: usize = 512;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
-    let router = Arc::new(RoomRouter::new());
-    let sequencer = Sequencer::start(store.clone(), router.clone(), SequencerConfig::default())
-        .await
-        .unwrap();
-    let server = ServerName::parse("x").unwrap();
-    let alice = UserId::parse("@alice:x").unwrap();
+    let Paging {
+        _dir,
+        store,
+        router,
+        sequencer,
+        server,
+        alice,
+    } = Paging::start().await;
     let room = RoomId::random(&server);
     sequencer
         .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
@@ -362,9 +392,12 @@ async fn joining_from_far_back_replays_a_page_at_a_time() {
     assert_eq!(seqs.first(), Some(&1));
     assert_eq!(seqs.last(), Some(&(head + 1)));
     assert_eq!(feed.lags(), 0, "paging is not a lag");
-    assert!(
-        steps >= (head as usize - PAGE).div_ceil(PAGE),
-        "{steps} steps"
+    // The live event was stored before the catch-up read the head, so it
+    // comes with the last page; its queued copy is a dropped duplicate.
+    assert_eq!(
+        steps,
+        (head as usize + 1 - PAGE).div_ceil(PAGE),
+        "one page per step"
     );
     sequencer.shutdown().await;
 }

@@ -108,10 +108,8 @@ impl Feed {
         let head = self.store.room_head(room).await?.unwrap_or(0);
         let start = after_seq.unwrap_or(head).min(head);
         self.cursor.track(room.clone(), start);
-        let to = head.min(start.saturating_add(REPLAY_PAGE as u64));
         let mut out = Vec::new();
-        self.replay(room, to, &mut out).await?;
-        self.catching_up |= to < head;
+        self.catching_up |= self.replay_page(room, start, head, &mut out).await?;
         Ok(out)
     }
 
@@ -230,12 +228,24 @@ impl Feed {
         let mut behind = false;
         for (room, last) in rooms {
             let head = self.store.room_head(&room).await?.unwrap_or(0);
-            let to = head.min(last.saturating_add(REPLAY_PAGE as u64));
-            self.replay(&room, to, out).await?;
-            behind |= to < head;
+            behind |= self.replay_page(&room, last, head, out).await?;
         }
         self.catching_up = behind;
         Ok(())
+    }
+
+    /// Replays at most a page of `room` after `last` towards `head`;
+    /// whether the room is still behind its head afterwards.
+    async fn replay_page(
+        &mut self,
+        room: &RoomId,
+        last: u64,
+        head: u64,
+        out: &mut Vec<Delivery>,
+    ) -> Result<bool, FeedError> {
+        let to = head.min(last.saturating_add(REPLAY_PAGE as u64));
+        self.replay(room, to, out).await?;
+        Ok(to < head)
     }
 
     /// Reads events of `room` after the cursor up to `to` from storage.
