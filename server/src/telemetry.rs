@@ -98,6 +98,18 @@ pub const CATALOGUE: &[MetricDef] = &[
         "Time of one durable group commit.",
     ),
     def(
+        "axon_store_fsync_seconds",
+        MetricKind::Histogram,
+        Unit::Seconds,
+        "Time of one fsync of the embedded store.",
+    ),
+    def(
+        "axon_store_fsync_commits",
+        MetricKind::Histogram,
+        Unit::Count,
+        "Commits one fsync of the embedded store made durable (1: nothing shared).",
+    ),
+    def(
         "axon_sequencer_write_failures_total",
         MetricKind::Counter,
         Unit::Count,
@@ -155,7 +167,15 @@ fn install() -> anyhow::Result<PrometheusHandle> {
             &commit_buckets,
         )?
         .set_buckets_for_metric(
+            Matcher::Full("axon_store_fsync_seconds".into()),
+            &commit_buckets,
+        )?
+        .set_buckets_for_metric(
             Matcher::Full("axon_sequencer_batch_events".into()),
+            &batch_buckets,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("axon_store_fsync_commits".into()),
             &batch_buckets,
         )?
         .build_recorder();

@@ -652,12 +652,23 @@ async fn a_slow_reader_does_not_hold_up_the_others_and_catches_up() {
     // The slow reader's queue overflowed (it lagged) rather than the
     // router waiting for it.
     let metrics = common::get(server.addrs().admin, "/metrics").await.body;
-    let lagged: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("axon_router_lagged_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let lagged = value("axon_router_lagged_total");
     assert!(lagged >= 1.0, "expected a lag to be counted:\n{metrics}");
+    // Every write was fsynced, and group commit shared the fsyncs: far
+    // fewer of them than events.
+    let fsyncs = value("axon_store_fsync_seconds_count");
+    let events = value("axon_sequencer_events_total");
+    assert!(
+        fsyncs >= 1.0 && fsyncs < events / 2.0,
+        "{fsyncs} fsyncs for {events} events:\n{metrics}"
+    );
 
     // Only now does the slow reader read: it was caught up from storage and
     // still sees every event once, in order.

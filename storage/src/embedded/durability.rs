@@ -152,7 +152,11 @@ impl GroupSync {
             // The snapshot is taken before the fsync, so the fsync covers all of it.
             let result = parking_lot::MutexGuard::unlocked(&mut st, || {
                 let view = db.snapshot();
-                db.persist(PersistMode::SyncAll).map(|()| view)
+                let started = Instant::now();
+                let r = db.persist(PersistMode::SyncAll).map(|()| view);
+                metrics::histogram!("axon_store_fsync_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                r
             });
             st.syncing = false;
             match result {
@@ -160,6 +164,8 @@ impl GroupSync {
                     // Published before `synced` moves, so a writer that
                     // returns can read what it wrote.
                     self.durable.store(Arc::new(view));
+                    metrics::histogram!("axon_store_fsync_commits")
+                        .record(target.saturating_sub(st.synced) as f64);
                     st.synced = st.synced.max(target);
                 }
                 // fsync failure is fail-stop: the page cache may have dropped
