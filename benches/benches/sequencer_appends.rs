@@ -1,7 +1,8 @@
 //! Durable appends through the sequencer on the embedded store, fsync group
 //! commit, at concurrency 1, 16 and 256 (budget: 100k acknowledged appends
-//! per second at 256). Each iteration is one acknowledged append; with N
-//! senders the batch is N appends in flight at once.
+//! per second at 256), with 16 shards (the server's default) and with one.
+//! Each iteration is one acknowledged append; with N senders, N appends are
+//! in flight at once.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
@@ -15,87 +16,102 @@ use axon_core::{
 use axon_storage::{EmbeddedOptions, EmbeddedStore};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+/// A sequencer on a fresh store in `dir`, with 64 rooms made by `alice`.
+async fn start(
+    dir: &std::path::Path,
+    shards: u16,
+    alice: &UserId,
+) -> (Sequencer, Arc<Vec<RoomId>>) {
+    let store = Arc::new(EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("open store"));
+    let sequencer = Sequencer::start(
+        store,
+        Arc::new(RoomRouter::new()),
+        SequencerConfig {
+            shards,
+            ..SequencerConfig::default()
+        },
+    )
+    .await
+    .expect("start sequencer");
+    let server = ServerName::parse("bench.example").expect("valid server name");
+    let mut rooms = Vec::new();
+    for _ in 0..64 {
+        let room = RoomId::random(&server);
+        sequencer
+            .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
+            .await
+            .expect("create room");
+        rooms.push(room);
+    }
+    (sequencer, Arc::new(rooms))
+}
+
 fn appends(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    // On the real disk, not tmpfs: fsync cost is what is measured.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let (sequencer, rooms) = runtime.block_on(async {
-        let store = Arc::new(
-            EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open store"),
-        );
-        let sequencer = Sequencer::start(
-            store,
-            Arc::new(RoomRouter::new()),
-            SequencerConfig::default(),
-        )
-        .await
-        .expect("start sequencer");
-        let server = ServerName::parse("bench.example").expect("valid server name");
-        let alice = UserId::parse("@alice:bench.example").expect("valid user id");
-        let mut rooms = Vec::new();
-        for _ in 0..64 {
-            let room = RoomId::random(&server);
-            sequencer
-                .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
-                .await
-                .expect("create room");
-            rooms.push(room);
-        }
-        (sequencer, Arc::new(rooms))
-    });
     let alice = UserId::parse("@alice:bench.example").expect("valid user id");
-
     let mut g = c.benchmark_group("sequencer_appends");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
-    for concurrency in [1usize, 16, 256] {
-        g.throughput(Throughput::Elements(1));
-        g.bench_with_input(
-            BenchmarkId::from_parameter(concurrency),
-            &concurrency,
-            |b, &n| {
-                b.iter_custom(|iters| {
-                    runtime.block_on(async {
-                        let start = Instant::now();
-                        let per_task = iters.div_ceil(n as u64);
-                        let mut tasks = Vec::with_capacity(n);
-                        for t in 0..n {
-                            let (sequencer, rooms, alice) =
-                                (sequencer.clone(), rooms.clone(), alice.clone());
-                            tasks.push(tokio::spawn(async move {
-                                for i in 0..per_task {
-                                    let room = &rooms[(t + i as usize) % rooms.len()];
-                                    sequencer
-                                        .append(NewEvent {
-                                            room_id: room.clone(),
-                                            sender: alice.clone(),
-                                            event_type: "m.room.message".into(),
-                                            state_key: None,
-                                            content: sample_content(),
-                                            txn: None,
-                                        })
-                                        .await
-                                        .expect("append");
-                                }
-                            }));
-                        }
-                        for t in tasks {
-                            t.await.expect("sender task");
-                        }
-                        // Report time per acknowledged append actually made.
-                        start
-                            .elapsed()
-                            .mul_f64(iters as f64 / (per_task * n as u64) as f64)
+    for shards in [16u16, 1] {
+        // On the real disk, not tmpfs: fsync cost is what is measured.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let (sequencer, rooms) = runtime.block_on(start(dir.path(), shards, &alice));
+        for concurrency in [1usize, 16, 256] {
+            g.throughput(Throughput::Elements(1));
+            g.bench_with_input(
+                BenchmarkId::new(
+                    if shards == 1 {
+                        "1 shard".to_owned()
+                    } else {
+                        format!("{shards} shards")
+                    },
+                    concurrency,
+                ),
+                &concurrency,
+                |b, &n| {
+                    b.iter_custom(|iters| {
+                        runtime.block_on(async {
+                            let start = Instant::now();
+                            let per_task = iters.div_ceil(n as u64);
+                            let mut tasks = Vec::with_capacity(n);
+                            for t in 0..n {
+                                let (sequencer, rooms, alice) =
+                                    (sequencer.clone(), rooms.clone(), alice.clone());
+                                tasks.push(tokio::spawn(async move {
+                                    for i in 0..per_task {
+                                        let room = &rooms[(t + i as usize) % rooms.len()];
+                                        sequencer
+                                            .append(NewEvent {
+                                                room_id: room.clone(),
+                                                sender: alice.clone(),
+                                                event_type: "m.room.message".into(),
+                                                state_key: None,
+                                                content: sample_content(),
+                                                txn: None,
+                                            })
+                                            .await
+                                            .expect("append");
+                                    }
+                                }));
+                            }
+                            for t in tasks {
+                                t.await.expect("sender task");
+                            }
+                            // Report time per acknowledged append actually made.
+                            start
+                                .elapsed()
+                                .mul_f64(iters as f64 / (per_task * n as u64) as f64)
+                        })
                     })
-                })
-            },
-        );
+                },
+            );
+        }
+        runtime.block_on(sequencer.shutdown());
     }
     g.finish();
-    runtime.block_on(sequencer.shutdown());
 }
 
 criterion_group!(benches, appends);
