@@ -2,8 +2,8 @@
 //! with their descriptions, and the `tracing` subscriber.
 //!
 //! Every metric is named `axon_*`. [`CATALOGUE`] lists them all, those
-//! recorded here and those recorded by `axon-core`; `docs/operations.md`
-//! repeats it for operators.
+//! recorded here and those recorded by `axon-core` and `axon-storage`;
+//! `docs/operations.md` repeats it for operators.
 
 use std::sync::OnceLock;
 
