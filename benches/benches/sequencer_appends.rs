@@ -46,6 +46,46 @@ async fn start(
     (sequencer, Arc::new(rooms))
 }
 
+/// Time for `iters` acknowledged appends made by `n` tasks at once, each
+/// appending one message at a time over `rooms` in turn.
+async fn append_concurrently(
+    sequencer: &Sequencer,
+    rooms: &Arc<Vec<RoomId>>,
+    alice: &UserId,
+    n: usize,
+    iters: u64,
+) -> Duration {
+    let start = Instant::now();
+    let per_task = iters.div_ceil(n as u64);
+    let mut tasks = Vec::with_capacity(n);
+    for t in 0..n {
+        let (sequencer, rooms, alice) = (sequencer.clone(), rooms.clone(), alice.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                let room = &rooms[(t + i as usize) % rooms.len()];
+                sequencer
+                    .append(NewEvent {
+                        room_id: room.clone(),
+                        sender: alice.clone(),
+                        event_type: "m.room.message".into(),
+                        state_key: None,
+                        content: sample_content(),
+                        txn: None,
+                    })
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("sender task");
+    }
+    // Time per acknowledged append actually made, times `iters`.
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_task * n as u64) as f64)
+}
+
 fn appends(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -59,52 +99,19 @@ fn appends(c: &mut Criterion) {
         // On the real disk, not tmpfs: fsync cost is what is measured.
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
         let (sequencer, rooms) = runtime.block_on(start(dir.path(), shards, &alice));
+        let name = if shards == 1 {
+            "1 shard".to_owned()
+        } else {
+            format!("{shards} shards")
+        };
         for concurrency in [1usize, 16, 256] {
             g.throughput(Throughput::Elements(1));
             g.bench_with_input(
-                BenchmarkId::new(
-                    if shards == 1 {
-                        "1 shard".to_owned()
-                    } else {
-                        format!("{shards} shards")
-                    },
-                    concurrency,
-                ),
+                BenchmarkId::new(&name, concurrency),
                 &concurrency,
                 |b, &n| {
                     b.iter_custom(|iters| {
-                        runtime.block_on(async {
-                            let start = Instant::now();
-                            let per_task = iters.div_ceil(n as u64);
-                            let mut tasks = Vec::with_capacity(n);
-                            for t in 0..n {
-                                let (sequencer, rooms, alice) =
-                                    (sequencer.clone(), rooms.clone(), alice.clone());
-                                tasks.push(tokio::spawn(async move {
-                                    for i in 0..per_task {
-                                        let room = &rooms[(t + i as usize) % rooms.len()];
-                                        sequencer
-                                            .append(NewEvent {
-                                                room_id: room.clone(),
-                                                sender: alice.clone(),
-                                                event_type: "m.room.message".into(),
-                                                state_key: None,
-                                                content: sample_content(),
-                                                txn: None,
-                                            })
-                                            .await
-                                            .expect("append");
-                                    }
-                                }));
-                            }
-                            for t in tasks {
-                                t.await.expect("sender task");
-                            }
-                            // Report time per acknowledged append actually made.
-                            start
-                                .elapsed()
-                                .mul_f64(iters as f64 / (per_task * n as u64) as f64)
-                        })
+                        runtime.block_on(append_concurrently(&sequencer, &rooms, &alice, n, iters))
                     })
                 },
             );
