@@ -1,6 +1,7 @@
 //! Durable appends through the sequencer on the embedded store, fsync group
 //! commit, at concurrency 1, 16 and 256 (budget: 100k acknowledged appends
-//! per second at 256), with 16 shards (the server's default) and with one.
+//! per second at 256): 16 shards served by one writer (the server's
+//! default), 16 shards with a writer each, and one shard.
 //! Each iteration is one acknowledged append; with N senders, N appends are
 //! in flight at once.
 
@@ -20,6 +21,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 async fn start(
     dir: &std::path::Path,
     shards: u16,
+    writers: u16,
     alice: &UserId,
 ) -> (Sequencer, Arc<Vec<RoomId>>) {
     let store = Arc::new(EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("open store"));
@@ -28,6 +30,7 @@ async fn start(
         Arc::new(RoomRouter::new()),
         SequencerConfig {
             shards,
+            writers,
             ..SequencerConfig::default()
         },
     )
@@ -95,19 +98,18 @@ fn appends(c: &mut Criterion) {
     let mut g = c.benchmark_group("sequencer_appends");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
-    for shards in [16u16, 1] {
+    for (name, shards, writers) in [
+        ("16 shards", 16u16, 1u16),
+        ("16 shards, 16 writers", 16, 16),
+        ("1 shard", 1, 1),
+    ] {
         // On the real disk, not tmpfs: fsync cost is what is measured.
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-        let (sequencer, rooms) = runtime.block_on(start(dir.path(), shards, &alice));
-        let name = if shards == 1 {
-            "1 shard".to_owned()
-        } else {
-            format!("{shards} shards")
-        };
+        let (sequencer, rooms) = runtime.block_on(start(dir.path(), shards, writers, &alice));
         for concurrency in [1usize, 16, 256] {
             g.throughput(Throughput::Elements(1));
             g.bench_with_input(
-                BenchmarkId::new(&name, concurrency),
+                BenchmarkId::new(name, concurrency),
                 &concurrency,
                 |b, &n| {
                     b.iter_custom(|iters| {

@@ -221,9 +221,12 @@ pub struct SequencerSettings {
     /// Number of shards. Fixed for the life of a data directory: it is
     /// recorded there on first start and the server refuses a different value.
     pub shards: u16,
+    /// Sequencer tasks; each serves every `writers`-th shard and commits
+    /// all its shards' batches in one write. At most `shards`.
+    pub writers: u16,
     /// Most events in one group commit.
     pub max_batch_events: usize,
-    /// Appends that may wait per shard before senders wait for room.
+    /// Appends that may wait per writer before senders wait for room.
     pub queue_depth: usize,
 }
 
@@ -317,6 +320,7 @@ impl Default for SequencerSettings {
         let core = axon_core::SequencerConfig::default();
         Self {
             shards: core.shards,
+            writers: core.writers,
             max_batch_events: core.max_batch_events,
             queue_depth: core.queue_depth,
         }
@@ -548,6 +552,18 @@ impl Config {
         if self.sequencer.shards == 0 {
             return Err(ConfigError::key("sequencer.shards", "must be at least 1"));
         }
+        if self.sequencer.writers == 0 {
+            return Err(ConfigError::key("sequencer.writers", "must be at least 1"));
+        }
+        if self.sequencer.writers > self.sequencer.shards {
+            return Err(ConfigError::key(
+                "sequencer.writers",
+                format!(
+                    "must not exceed sequencer.shards ({})",
+                    self.sequencer.shards
+                ),
+            ));
+        }
         if self.sequencer.max_batch_events == 0 {
             return Err(ConfigError::key(
                 "sequencer.max_batch_events",
@@ -642,6 +658,7 @@ impl Config {
     pub fn sequencer_config(&self) -> axon_core::SequencerConfig {
         axon_core::SequencerConfig {
             shards: self.sequencer.shards,
+            writers: self.sequencer.writers,
             max_batch_events: self.sequencer.max_batch_events,
             queue_depth: self.sequencer.queue_depth,
         }
@@ -676,6 +693,7 @@ mod tests {
             assert_eq!(c.listen.quic.to_string(), "127.0.0.1:8443");
             assert_eq!(c.listen.admin.to_string(), "127.0.0.1:9108");
             assert_eq!(c.sequencer.shards, 16);
+            assert_eq!(c.sequencer.writers, 1);
             assert_eq!(c.sequencer.max_batch_events, 4096);
             assert_eq!(c.router.queue_capacity, 4096);
             assert_eq!(c.data_dir, PathBuf::from("./data"));
@@ -813,6 +831,11 @@ mod tests {
                 "sequencer.shards"
             );
             jail.set_env("AXON_SEQUENCER__SHARDS", "4");
+            jail.set_env("AXON_SEQUENCER__WRITERS", "5");
+            let e = load(None, &FlagOverrides::default()).unwrap_err();
+            assert_eq!(e.key, "sequencer.writers");
+            assert!(e.to_string().contains("must not exceed"), "{e}");
+            jail.set_env("AXON_SEQUENCER__WRITERS", "4");
             jail.set_env("AXON_TLS__CERT_PATH", "/etc/axon/cert.pem");
             assert_eq!(
                 load(None, &FlagOverrides::default()).unwrap_err().key,

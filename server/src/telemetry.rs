@@ -113,7 +113,7 @@ pub const CATALOGUE: &[MetricDef] = &[
         "axon_sequencer_write_failures_total",
         MetricKind::Counter,
         Unit::Count,
-        "Failed store writes (each stops its shard).",
+        "Failed store writes (each stops the shards it held).",
     ),
     def(
         "axon_router_subscriptions",

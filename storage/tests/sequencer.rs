@@ -27,9 +27,18 @@ fn msg(room: &RoomId, sender: &UserId, body: &str, txn: Option<&str>) -> NewEven
 }
 
 async fn start(dir: &std::path::Path, shards: u16) -> (Arc<EmbeddedStore>, Sequencer) {
+    start_with_writers(dir, shards, 1).await
+}
+
+async fn start_with_writers(
+    dir: &std::path::Path,
+    shards: u16,
+    writers: u16,
+) -> (Arc<EmbeddedStore>, Sequencer) {
     let store = Arc::new(EmbeddedStore::open(dir, EmbeddedOptions::default()).unwrap());
     let config = SequencerConfig {
         shards,
+        writers,
         ..SequencerConfig::default()
     };
     let seq = Sequencer::start(store.clone(), Arc::new(RoomRouter::new()), config)
@@ -38,10 +47,18 @@ async fn start(dir: &std::path::Path, shards: u16) -> (Arc<EmbeddedStore>, Seque
     (store, seq)
 }
 
+/// One writer serving all three shards (the default), two writers (one
+/// serving two shards, one serving one) and a writer per shard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_get_dense_seqs_and_increasing_positions() {
+    for writers in [1, 2, 3] {
+        concurrent_appends(writers).await;
+    }
+}
+
+async fn concurrent_appends(writers: u16) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, sequencer) = start(dir.path(), 3).await;
+    let (store, sequencer) = start_with_writers(dir.path(), 3, writers).await;
     let server = ServerName::parse("x").unwrap();
     let alice = UserId::parse("@alice:x").unwrap();
     let rooms: Vec<RoomId> = (0..8).map(|_| RoomId::random(&server)).collect();
@@ -88,7 +105,7 @@ async fn concurrent_appends_get_dense_seqs_and_increasing_positions() {
         assert_eq!(
             pos,
             (1..=pos.len() as u64).collect::<Vec<_>>(),
-            "shard {shard}"
+            "shard {shard}, {writers} writers"
         );
         assert!(
             events
@@ -205,13 +222,15 @@ async fn refused_events_change_nothing() {
     );
 }
 
+/// Restarted with another number of writers (two, then one): the shards
+/// carry on from what is stored.
 #[tokio::test]
 async fn a_restarted_sequencer_continues_each_room_and_shard() {
     let dir = tempfile::tempdir().unwrap();
     let alice = UserId::parse("@alice:x").unwrap();
     let room = RoomId::parse("!r:x").unwrap();
     {
-        let (_store, sequencer) = start(dir.path(), 2).await;
+        let (_store, sequencer) = start_with_writers(dir.path(), 2, 2).await;
         sequencer
             .append_all(RoomCreation::new(room.clone(), alice.clone()).events())
             .await

@@ -1,21 +1,25 @@
-//! The sequencer: one writer per shard that authorizes, orders and durably
-//! commits appends, then publishes them (DESIGN invariants 1, 2 and 4).
+//! The sequencer: authorizes, orders and durably commits appends, then
+//! publishes them (DESIGN invariants 1, 2 and 4).
 //!
 //! - [`Sequencer`] — the handle the faces use: `append`, `append_all`,
-//!   `room_state`. It routes each request to the shard of its room.
-//! - [`shard`] — the shard task: takes every request waiting in its queue
-//!   as one batch (group commit), checks each event against the room's state
-//!   ([`authorize`](crate::room::authorize)), assigns dense `seq` per room
-//!   and `pos` per shard, writes the batch in one durable store write, and
-//!   only then publishes to the router and answers the senders. While a write
-//!   is in flight new requests queue up and form the next batch, so the batch
-//!   size grows with load and fsyncs are shared by many events.
+//!   `room_state`. It routes each request to the writer of its room's shard.
+//! - [`writer`] — the writer task: takes every request waiting in its queue
+//!   as one batch (group commit) and writes what all its shards staged in one
+//!   durable store write; only then do the shards publish to the router and
+//!   answer the senders. While a write is in flight new requests queue up and
+//!   form the next batch, so the batch size grows with load and fsyncs are
+//!   shared by many events. One writer serves all shards by default
+//!   ([`SequencerConfig::writers`]).
+//! - [`shard`] — one shard's sequencing: checks each event against the
+//!   room's state ([`authorize`](crate::room::authorize)), assigns dense
+//!   `seq` per room and `pos` per shard. Each shard has exactly one writer.
 //!
-//! A store write that fails stops the shard (fail-stop): after a failed fsync
-//! the state of the file is unknown, so the shard refuses further writes until
-//! the process restarts and recovers from what is durable.
+//! A store write that fails stops its shards (fail-stop): after a failed
+//! fsync the state of the file is unknown, so they refuse further writes
+//! until the process restarts and recovers from what is durable.
 
 mod shard;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,9 +38,13 @@ use crate::store::{StoreError, TimelineStore};
 pub struct SequencerConfig {
     /// Number of shards S (fixed for the life of a data directory).
     pub shards: u16,
+    /// Number of writer tasks; writer `w` serves the shards `s` with
+    /// `s % writers == w` and commits all of them in one store write, so
+    /// they share the fsync. Clamped to `1..=shards`.
+    pub writers: u16,
     /// Most events in one group commit.
     pub max_batch_events: usize,
-    /// Requests that may wait per shard before senders wait for room.
+    /// Requests that may wait per writer before senders wait for room.
     pub queue_depth: usize,
 }
 
@@ -44,6 +52,7 @@ impl Default for SequencerConfig {
     fn default() -> Self {
         Self {
             shards: 16,
+            writers: 1,
             max_batch_events: 4096,
             queue_depth: 65_536,
         }
@@ -125,14 +134,16 @@ impl Future for PendingAppend {
     }
 }
 
-/// Room states as last committed, shared with readers: updated by the shard
-/// tasks after each commit that changes state, read without locks.
+/// Room states as last committed, shared with readers: updated by the
+/// shards after each commit that changes state, read without locks.
 type RoomStates = papaya::HashMap<RoomId, Arc<RoomState>>;
 
 /// The handle to every shard's sequencer.
 #[derive(Clone)]
 pub struct Sequencer {
-    shards: Arc<[mpsc::Sender<Command>]>,
+    /// Each writer's queue; shard `s` is served by `writers[s % writers.len()]`.
+    writers: Arc<[mpsc::Sender<Command>]>,
+    shard_count: u16,
     states: Arc<RoomStates>,
     /// Per shard, the last committed `pos`.
     heads: Arc<[Arc<AtomicU64>]>,
@@ -140,38 +151,51 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Starts one task per shard, recovering each shard's stream position
+    /// Starts the writer tasks, recovering each shard's stream position
     /// from `store`.
     pub async fn start(
         store: Arc<dyn TimelineStore>,
         router: Arc<RoomRouter>,
         config: SequencerConfig,
     ) -> Result<Self, StoreError> {
+        let shard_count = config.shards.max(1);
+        let writer_count = config.writers.clamp(1, shard_count);
         let states = Arc::new(RoomStates::new());
-        let mut senders = Vec::with_capacity(config.shards as usize);
-        let mut tasks = Vec::with_capacity(config.shards as usize);
-        let mut heads = Vec::with_capacity(config.shards as usize);
-        for i in 0..config.shards.max(1) {
+        let mut heads = Vec::with_capacity(shard_count as usize);
+        let mut served: Vec<Vec<shard::ShardSequencer>> =
+            (0..writer_count).map(|_| Vec::new()).collect();
+        for i in 0..shard_count {
             let shard = ShardId(i);
             let pos = store.shard_head(shard).await?;
-            let (tx, rx) = mpsc::channel(config.queue_depth.max(1));
             let head = Arc::new(AtomicU64::new(pos));
             heads.push(Arc::clone(&head));
-            let task = shard::ShardTask::new(
+            served[usize::from(i % writer_count)].push(shard::ShardSequencer::new(
                 shard,
-                config.shards.max(1),
+                shard_count,
                 pos,
                 Arc::clone(&store),
                 Arc::clone(&router),
                 Arc::clone(&states),
                 head,
+            ));
+        }
+        let mut senders = Vec::with_capacity(served.len());
+        let mut tasks = Vec::with_capacity(served.len());
+        for shards in served {
+            let (tx, rx) = mpsc::channel(config.queue_depth.max(1));
+            let writer = writer::Writer::new(
+                shards,
+                shard_count,
+                writer_count,
+                Arc::clone(&store),
                 config.max_batch_events.max(1),
             );
-            tasks.push(tokio::spawn(task.run(rx)));
+            tasks.push(tokio::spawn(writer.run(rx)));
             senders.push(tx);
         }
         Ok(Self {
-            shards: senders.into(),
+            writers: senders.into(),
+            shard_count,
             states,
             heads: heads.into(),
             tasks: Arc::new(parking_lot::Mutex::new(tasks)),
@@ -180,7 +204,7 @@ impl Sequencer {
 
     /// Number of shards.
     pub fn shard_count(&self) -> u16 {
-        self.shards.len() as u16
+        self.shard_count
     }
 
     /// The last `pos` `shard` committed (0 before its first event, or for
@@ -193,8 +217,10 @@ impl Sequencer {
             .map_or(0, |h| h.load(Ordering::Acquire))
     }
 
+    /// The queue of the writer that serves `room`'s shard.
     fn shard_of(&self, room: &RoomId) -> &mpsc::Sender<Command> {
-        &self.shards[ShardId::of(room, self.shard_count()).0 as usize]
+        let shard = usize::from(ShardId::of(room, self.shard_count).0);
+        &self.writers[shard % self.writers.len()]
     }
 
     /// Appends one event; returns once it is durable (or was a retry of a
@@ -208,7 +234,7 @@ impl Sequencer {
     /// submitted one after another (by one connection, say) are sequenced
     /// in that order; a caller can keep many in flight, which is how one
     /// connection's sends share group commits instead of waiting for one
-    /// fsync each. Waits only while the shard's queue is full.
+    /// fsync each. Waits only while the writer's queue is full.
     pub async fn submit(&self, event: NewEvent) -> Result<PendingAppend, AppendError> {
         event.validate()?;
         let (reply, rx) = oneshot::channel();
@@ -256,13 +282,13 @@ impl Sequencer {
         rx.await.map_err(|_| AppendError::ShuttingDown)?
     }
 
-    /// Stops taking requests, lets every shard finish the batch it holds, and
-    /// waits for the shard tasks to end. Other clones of the handle see
+    /// Stops taking requests, lets every writer finish the batch it holds,
+    /// and waits for the writer tasks to end. Other clones of the handle see
     /// `ShuttingDown` afterwards.
     pub async fn shutdown(&self) {
         let tasks = std::mem::take(&mut *self.tasks.lock());
-        for shard in self.shards.iter() {
-            let _ = shard.send(Command::Stop).await;
+        for writer in self.writers.iter() {
+            let _ = writer.send(Command::Stop).await;
         }
         for t in tasks {
             let _ = t.await;

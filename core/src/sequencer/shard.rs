@@ -1,11 +1,13 @@
-//! The shard task: group commit for one shard.
+//! One shard's sequencing state: its rooms' working states and stream
+//! position. A [`Writer`](super::writer::Writer) drives it: stages requests
+//! into the batch, prepares the batch for the store, and finishes it once
+//! the write has ended.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{AppendError, Appended, Command, RoomStates};
 use crate::clock::now_ms;
@@ -18,6 +20,16 @@ use crate::store::{CommitBatch, StoreError, TimelineStore, TxnKey, TxnRecord};
 
 type AppendReply = oneshot::Sender<Result<Vec<Appended>, AppendError>>;
 
+/// A shard's part of a write, between [`ShardSequencer::prepare`] and
+/// [`ShardSequencer::finish`].
+pub(super) struct Prepared {
+    /// What the store writes; `None` when the shard has nothing to write.
+    pub(super) batch: Option<Arc<CommitBatch>>,
+    answers: Vec<(AppendReply, Answer)>,
+    /// Rooms whose state (not just head) changed, to republish to readers.
+    state_changed: Vec<RoomId>,
+}
+
 /// Where one request's answer comes from once the batch is durable.
 enum Answer {
     /// Indices into the batch's events, and which of them are retries of a
@@ -27,8 +39,8 @@ enum Answer {
     Ready(Result<Vec<Appended>, AppendError>),
 }
 
-/// One shard's writer; owns the working state of the shard's rooms.
-pub(super) struct ShardTask {
+/// One shard's sequencer; owns the working state of the shard's rooms.
+pub(super) struct ShardSequencer {
     shard: ShardId,
     shard_count: u16,
     pos: u64,
@@ -37,7 +49,6 @@ pub(super) struct ShardTask {
     shared: Arc<RoomStates>,
     /// The last committed `pos`, for readers (`Sequencer::shard_head`).
     head: Arc<AtomicU64>,
-    max_batch: usize,
     /// Working state of rooms this shard has touched; `None` is "known not to
     /// exist" and is never cached across batches.
     rooms: HashMap<RoomId, RoomState>,
@@ -45,9 +56,9 @@ pub(super) struct ShardTask {
     encoder: axon_schemas::FrameEncoder,
 }
 
-/// A batch being assembled.
+/// A shard's part of the batch being assembled.
 #[derive(Default)]
-struct Staging {
+pub(super) struct Staging {
     events: Vec<Event>,
     txns: Vec<(TxnKey, TxnRecord)>,
     txn_index: HashMap<TxnKey, usize>,
@@ -56,8 +67,19 @@ struct Staging {
     state_changed: Vec<RoomId>,
 }
 
-impl ShardTask {
-    #[allow(clippy::too_many_arguments)]
+impl Staging {
+    /// Events staged so far.
+    pub(super) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Nothing staged and nobody to answer.
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.answers.is_empty()
+    }
+}
+
+impl ShardSequencer {
     pub(super) fn new(
         shard: ShardId,
         shard_count: u16,
@@ -66,7 +88,6 @@ impl ShardTask {
         router: Arc<RoomRouter>,
         shared: Arc<RoomStates>,
         head: Arc<AtomicU64>,
-        max_batch: usize,
     ) -> Self {
         head.store(pos, Ordering::Release);
         Self {
@@ -77,49 +98,9 @@ impl ShardTask {
             router,
             shared,
             head,
-            max_batch,
             rooms: HashMap::new(),
             failed: None,
             encoder: axon_schemas::FrameEncoder::new(),
-        }
-    }
-
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut stopping = false;
-        while !stopping {
-            let Some(first) = rx.recv().await else { break };
-            let mut staging = Staging::default();
-            let mut next = Some(first);
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Command::Append { events, reply } => {
-                        let answer = self.stage(&mut staging, events).await;
-                        staging.answers.push((reply, answer));
-                    }
-                    Command::LoadRoom { room, reply } => {
-                        let _ = reply.send(self.load_for_reader(&room).await);
-                    }
-                    Command::Stop => stopping = true,
-                }
-                if stopping || staging.events.len() >= self.max_batch {
-                    break;
-                }
-                next = rx.try_recv().ok();
-            }
-            self.commit(staging).await;
-        }
-        // Refuse whatever is still queued; senders see ShuttingDown.
-        rx.close();
-        while let Ok(cmd) = rx.try_recv() {
-            match cmd {
-                Command::Append { reply, .. } => {
-                    let _ = reply.send(Err(AppendError::ShuttingDown));
-                }
-                Command::LoadRoom { reply, .. } => {
-                    let _ = reply.send(Err(AppendError::ShuttingDown));
-                }
-                Command::Stop => {}
-            }
         }
     }
 
@@ -141,7 +122,7 @@ impl ShardTask {
         Ok(true)
     }
 
-    async fn load_for_reader(
+    pub(super) async fn load_for_reader(
         &mut self,
         room: &RoomId,
     ) -> Result<Option<Arc<RoomState>>, AppendError> {
@@ -154,6 +135,18 @@ impl ShardTask {
             return Ok(None);
         }
         Ok(self.shared.pin().get(room).cloned())
+    }
+
+    /// Stages one request into `staging`; its answer comes once the batch
+    /// has been written (or at once, with a refusal, after the write).
+    pub(super) async fn accept(
+        &mut self,
+        staging: &mut Staging,
+        events: Vec<NewEvent>,
+        reply: AppendReply,
+    ) {
+        let answer = self.stage(staging, events).await;
+        staging.answers.push((reply, answer));
     }
 
     /// Checks, orders and stages the events of one request.
@@ -273,11 +266,10 @@ impl ShardTask {
         Answer::Staged(indices)
     }
 
-    /// Writes the batch durably, then publishes and answers; on failure,
-    /// stops the shard. The working states then hold changes that were never
-    /// written, which is harmless: a stopped shard takes no more writes, and
-    /// readers only see states published after a successful commit.
-    async fn commit(&mut self, staging: Staging) {
+    /// Turns a staged batch into the store's batch (`None` when nothing is
+    /// to be written: only refusals and stored retries) and what
+    /// [`Self::finish`] needs once the write has ended.
+    pub(super) fn prepare(&self, staging: Staging) -> Prepared {
         let Staging {
             events,
             txns,
@@ -285,89 +277,109 @@ impl ShardTask {
             state_changed,
             ..
         } = staging;
-        let result = if events.is_empty() {
-            Ok(Vec::new())
-        } else {
-            let started = Instant::now();
-            let n = events.len();
-            let batch = Arc::new(CommitBatch {
+        let batch = (!events.is_empty()).then(|| {
+            Arc::new(CommitBatch {
                 shard: self.shard,
                 events,
                 txns,
-            });
-            let r = self.store.append(Arc::clone(&batch)).await;
-            metrics::histogram!("axon_sequencer_commit_seconds")
-                .record(started.elapsed().as_secs_f64());
-            metrics::histogram!("axon_sequencer_batch_events").record(n as f64);
-            // The store has dropped its reference by now; clone only if not.
-            r.map(|()| Arc::try_unwrap(batch).map_or_else(|b| b.events.clone(), |b| b.events))
+            })
+        });
+        Prepared {
+            batch,
+            answers,
+            state_changed,
+        }
+    }
+
+    /// The write holding `prepared` has ended: on success publishes its
+    /// events and answers the senders; on failure stops the shard. The
+    /// working states then hold changes that were never written, which is
+    /// harmless: a stopped shard takes no more writes, and readers only see
+    /// states published after a successful commit.
+    pub(super) fn finish(&mut self, prepared: Prepared, result: Result<(), &StoreError>) {
+        let Prepared {
+            batch,
+            answers,
+            state_changed,
+        } = prepared;
+        let Some(batch) = batch else {
+            return Self::answer(answers, &[]);
         };
-        match result {
-            Ok(events) if events.is_empty() => Self::answer(answers, &[]),
-            Ok(events) => {
-                metrics::counter!("axon_sequencer_events_total").increment(events.len() as u64);
-                if let Some(last) = events.last() {
-                    // Durable and readable now: readers may skip the shard
-                    // up to here without asking the store.
-                    self.head.store(last.pos, Ordering::Release);
-                }
-                let shared = self.shared.pin();
-                for room in &state_changed {
-                    if let Some(state) = self.rooms.get(room) {
-                        shared.insert(room.clone(), Arc::new(state.clone()));
-                    }
-                }
-                drop(shared);
-                let appended: Vec<Appended> = events
-                    .iter()
-                    .map(|e| Appended {
-                        event_id: e.event_id.clone(),
-                        seq: e.seq,
-                        pos: e.pos,
-                        origin_server_ts: e.origin_server_ts,
-                        deduplicated: false,
-                    })
-                    .collect();
-                let mut delivered = 0;
-                for event in events {
-                    let room = event.room_id.clone();
-                    // A member event about a user who does not subscribe to
-                    // the room yet (an invite, a join from another device)
-                    // must still wake that user's `/sync`.
-                    let target = (event.event_type == types::MEMBER)
-                        .then(|| {
-                            event
-                                .state_key
-                                .as_deref()
-                                .and_then(|k| UserId::parse(k).ok())
-                        })
-                        .flatten();
-                    delivered += self
-                        .router
-                        .publish(&room, &RoutedEvent::encode(event, &mut self.encoder))
-                        .delivered;
-                    if let Some(user) = target {
-                        self.router.users().signal(&user);
-                    }
-                }
-                // Counted once per batch: a counter touched per delivery
-                // would be a shared cache line on the fan-out path.
-                metrics::counter!("axon_router_deliveries_total").increment(delivered as u64);
-                Self::answer(answers, &appended);
+        if let Err(e) = result {
+            let reason = format!("shard {} stopped after a failed write: {e}", self.shard);
+            tracing::error!(shard = %self.shard, error = %e, "durable write failed; shard stops taking writes");
+            self.failed = Some(reason.clone());
+            for (reply, answer) in answers {
+                let r = match answer {
+                    Answer::Ready(r) => r,
+                    Answer::Staged(_) => Err(AppendError::Unavailable(reason.clone())),
+                };
+                let _ = reply.send(r);
             }
-            Err(e) => {
-                let reason = format!("shard {} stopped after a failed write: {e}", self.shard);
-                tracing::error!(shard = %self.shard, error = %e, "durable write failed; shard stops taking writes");
-                metrics::counter!("axon_sequencer_write_failures_total").increment(1);
-                self.failed = Some(reason.clone());
-                for (reply, answer) in answers {
-                    let r = match answer {
-                        Answer::Ready(r) => r,
-                        Answer::Staged(_) => Err(AppendError::Unavailable(reason.clone())),
-                    };
-                    let _ = reply.send(r);
-                }
+            return;
+        }
+        // The store has dropped its reference by now; clone only if not.
+        let events = Arc::try_unwrap(batch).map_or_else(|b| b.events.clone(), |b| b.events);
+        if let Some(last) = events.last() {
+            // Durable and readable now: readers may skip the shard up to
+            // here without asking the store.
+            self.head.store(last.pos, Ordering::Release);
+        }
+        let shared = self.shared.pin();
+        for room in &state_changed {
+            if let Some(state) = self.rooms.get(room) {
+                shared.insert(room.clone(), Arc::new(state.clone()));
             }
+        }
+        drop(shared);
+        let appended: Vec<Appended> = events
+            .iter()
+            .map(|e| Appended {
+                event_id: e.event_id.clone(),
+                seq: e.seq,
+                pos: e.pos,
+                origin_server_ts: e.origin_server_ts,
+                deduplicated: false,
+            })
+            .collect();
+        let mut delivered = 0;
+        for event in events {
+            let room = event.room_id.clone();
+            // A member event about a user who does not subscribe to the room
+            // yet (an invite, a join from another device) must still wake
+            // that user's `/sync`.
+            let target = (event.event_type == types::MEMBER)
+                .then(|| {
+                    event
+                        .state_key
+                        .as_deref()
+                        .and_then(|k| UserId::parse(k).ok())
+                })
+                .flatten();
+            delivered += self
+                .router
+                .publish(&room, &RoutedEvent::encode(event, &mut self.encoder))
+                .delivered;
+            if let Some(user) = target {
+                self.router.users().signal(&user);
+            }
+        }
+        // Counted once per batch: a counter touched per delivery would be a
+        // shared cache line on the fan-out path.
+        metrics::counter!("axon_router_deliveries_total").increment(delivered as u64);
+        Self::answer(answers, &appended);
+    }
+
+    /// Refuses a request: the sequencer is stopping.
+    pub(super) fn refuse(cmd: Command) {
+        match cmd {
+            Command::Append { reply, .. } => {
+                let _ = reply.send(Err(AppendError::ShuttingDown));
+            }
+            Command::LoadRoom { reply, .. } => {
+                let _ = reply.send(Err(AppendError::ShuttingDown));
+            }
+            Command::Stop => {}
         }
     }
 

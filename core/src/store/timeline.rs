@@ -77,7 +77,18 @@ pub trait TimelineStore: Send + Sync + 'static {
     /// event and transaction record of the batch survives a crash (with the
     /// default durability, after an fsync); on `Err`, none of it is visible.
     /// Current state and memberships are updated in the same write.
-    async fn append(&self, batch: std::sync::Arc<CommitBatch>) -> Result<(), StoreError>;
+    async fn append(&self, batch: std::sync::Arc<CommitBatch>) -> Result<(), StoreError> {
+        self.append_batches(vec![batch]).await
+    }
+
+    /// Writes the batches of several shards as one atomic, durable write (a
+    /// sequencer that serves several shards commits them together, so they
+    /// share one fsync): all of them on `Ok`, none of them visible on `Err`.
+    /// Batches of one shard follow each other in the order given.
+    async fn append_batches(
+        &self,
+        batches: Vec<std::sync::Arc<CommitBatch>>,
+    ) -> Result<(), StoreError>;
 
     /// Events of `room` with `seq` in `from..=to` walked in `dir`, at most
     /// `limit` of them (`Backward` starts at `to`, `Forward` at `from`).

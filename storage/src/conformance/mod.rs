@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $new_factory;
             timeline::append_then_read_ranges,
             timeline::heads_follow_appends,
+            timeline::several_shards_commit_together,
             timeline::shard_stream_pages_in_pos_order,
             timeline::events_by_id,
             timeline::state_index_keeps_latest,

@@ -156,6 +156,64 @@ pub async fn heads_follow_appends<F: StoreFactory>(f: &F) {
     assert_eq!(ok("shard_head", store.shard_head(ShardId(1)).await), 1);
 }
 
+/// `append_batches` writes several shards' batches as one: all of them
+/// readable afterwards, a shard's two batches in order; one refused batch
+/// keeps every other batch of the write out too.
+pub async fn several_shards_commit_together<F: StoreFactory>(f: &F) {
+    let store = open(f).await;
+    let (a, b, c) = (room(1), room(2), room(3));
+    ok(
+        "append_batches",
+        store
+            .append_batches(vec![
+                batch(0, vec![message(&a, 1, 1), message(&a, 2, 2)]),
+                batch(1, vec![message(&b, 1, 1)]),
+                batch(0, vec![message(&c, 1, 3), message(&a, 3, 4)]),
+            ])
+            .await,
+    );
+    assert_eq!(ok("room_head", store.room_head(&a).await), Some(3));
+    assert_eq!(ok("room_head", store.room_head(&b).await), Some(1));
+    assert_eq!(ok("room_head", store.room_head(&c).await), Some(1));
+    assert_eq!(ok("shard_head", store.shard_head(ShardId(0)).await), 4);
+    assert_eq!(ok("shard_head", store.shard_head(ShardId(1)).await), 1);
+    let stream = ok(
+        "shard_events",
+        store.shard_events(ShardId(0), 0, usize::MAX).await,
+    );
+    assert_eq!(
+        stream.iter().map(|e| e.pos).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+
+    // Shard 1's batch does not follow its room's head: the whole write is
+    // refused, shard 0's good batch with it.
+    let refused = store
+        .append_batches(vec![
+            batch(0, vec![message(&a, 4, 5)]),
+            batch(1, vec![message(&b, 3, 2)]),
+        ])
+        .await;
+    assert!(
+        matches!(refused, Err(axon_core::StoreError::Conflict(_))),
+        "a batch that breaks dense seq must be refused, got {refused:?}"
+    );
+    assert_eq!(ok("room_head", store.room_head(&a).await), Some(3));
+    assert_eq!(ok("room_head", store.room_head(&b).await), Some(1));
+    assert_eq!(ok("shard_head", store.shard_head(ShardId(0)).await), 4);
+    assert_eq!(
+        ok(
+            "events",
+            store
+                .events(&a, 1, u64::MAX, Direction::Forward, usize::MAX)
+                .await
+        )
+        .len(),
+        3,
+        "nothing of the refused write is readable"
+    );
+}
+
 /// `shard_events` pages the shard's stream in `pos` order, rooms mixed.
 pub async fn shard_stream_pages_in_pos_order<F: StoreFactory>(f: &F) {
     let store = open(f).await;

@@ -57,8 +57,13 @@ impl Inner {
         codec::decode("event", &bytes)
     }
 
-    fn append(&self, batch: &CommitBatch) -> Result<(), StoreError> {
-        if batch.events.is_empty() && batch.txns.is_empty() {
+    /// Writes `batches` (of one or several shards) in one write batch, so
+    /// they share one commit and one fsync.
+    fn append(&self, batches: &[Arc<CommitBatch>]) -> Result<(), StoreError> {
+        if batches
+            .iter()
+            .all(|b| b.events.is_empty() && b.txns.is_empty())
+        {
             return Ok(());
         }
         let ticket = {
@@ -68,86 +73,110 @@ impl Inner {
             let ks = &self.ks;
             let mut wb = self.db.batch();
             let mut heads: HashMap<&RoomId, u64> = HashMap::new();
-            let mut shard_pos = self.shard_head(&latest, batch.shard)?;
-            for event in &batch.events {
-                let room = &event.room_id;
-                let head = match heads.get(room) {
-                    Some(&h) => h,
-                    None => self.room_head(&latest, room)?.unwrap_or(0),
+            let mut shard_heads: HashMap<ShardId, u64> = HashMap::new();
+            for batch in batches {
+                let shard_pos = match shard_heads.get(&batch.shard) {
+                    Some(&p) => p,
+                    None => self.shard_head(&latest, batch.shard)?,
                 };
-                // Refuse what would break dense seq or the shard order,
-                // before anything is written: a second writer for a shard is
-                // a bug that must not corrupt the timeline.
-                if event.seq != head + 1 {
-                    return Err(StoreError::Conflict(format!(
-                        "room {room}: seq {} does not follow head {head}",
-                        event.seq
-                    )));
+                let shard_pos =
+                    self.stage_events(&latest, &mut wb, &mut heads, batch, shard_pos)?;
+                if !batch.events.is_empty() {
+                    shard_heads.insert(batch.shard, shard_pos);
                 }
-                if event.pos <= shard_pos {
-                    return Err(StoreError::Conflict(format!(
-                        "shard {}: pos {} does not follow {shard_pos}",
-                        batch.shard, event.pos
-                    )));
-                }
-                heads.insert(room, event.seq);
-                shard_pos = event.pos;
-
-                let key = keys::event(room, event.seq);
-                wb.insert(&ks.events, key.clone(), codec::encode(event)?);
-                wb.insert(&ks.event_ids, event.event_id.as_str(), key.clone());
-                wb.insert(
-                    &ks.shard_stream,
-                    keys::shard_pos(batch.shard, event.pos),
-                    key,
-                );
-                if let Some(state_key) = &event.state_key {
-                    let state = keys::state(room, &event.event_type, state_key);
-                    wb.insert(&ks.state, state, event.seq.to_be_bytes().to_vec());
-                }
-                if let Some(target) = event.redacts() {
-                    wb.insert(&ks.redactions, target.as_str(), key_of(event));
-                }
-                if let Some((user, membership)) = event.membership_change() {
+                for (key, record) in &batch.txns {
+                    wb.insert(&ks.txns, keys::txn(key), codec::encode(record)?);
                     wb.insert(
-                        &ks.memberships,
-                        keys::membership(&user, room),
-                        codec::encode(&membership)?,
+                        &ks.event_txns,
+                        record.event_id.as_str(),
+                        codec::encode(&key.txn)?,
                     );
                 }
             }
             for (room, seq) in heads {
                 wb.insert(&ks.heads, room_head_key(room), seq.to_be_bytes().to_vec());
             }
-            if !batch.events.is_empty() {
-                wb.insert(
-                    &ks.heads,
-                    shard_head_key(batch.shard),
-                    shard_pos.to_be_bytes().to_vec(),
-                );
-            }
-            for (key, record) in &batch.txns {
-                wb.insert(&ks.txns, keys::txn(key), codec::encode(record)?);
-                wb.insert(
-                    &ks.event_txns,
-                    record.event_id.as_str(),
-                    codec::encode(&key.txn)?,
-                );
+            for (shard, pos) in shard_heads {
+                wb.insert(&ks.heads, shard_head_key(shard), pos.to_be_bytes().to_vec());
             }
             self.commit(commit, wb)?
         };
         self.make_durable(ticket)?;
         // Readable now: memory may answer for it.
-        self.recent.push(batch.shard, &batch.events);
-        let changed: Vec<UserId> = batch
-            .events
-            .iter()
-            .filter_map(|e| e.membership_change().map(|(user, _)| user))
-            .collect();
-        if !changed.is_empty() {
-            self.memberships.changed(&changed);
+        for batch in batches {
+            self.recent.push(batch.shard, &batch.events);
+            let changed: Vec<UserId> = batch
+                .events
+                .iter()
+                .filter_map(|e| e.membership_change().map(|(user, _)| user))
+                .collect();
+            if !changed.is_empty() {
+                self.memberships.changed(&changed);
+            }
         }
         Ok(())
+    }
+
+    /// Checks one batch's events against the heads before it (`heads` holds
+    /// the rooms earlier batches of this write moved) and adds them and their
+    /// indexes to `wb`; returns the shard's new `pos`.
+    fn stage_events<'b>(
+        &self,
+        latest: &Snapshot,
+        wb: &mut fjall::OwnedWriteBatch,
+        heads: &mut HashMap<&'b RoomId, u64>,
+        batch: &'b CommitBatch,
+        mut shard_pos: u64,
+    ) -> Result<u64, StoreError> {
+        let ks = &self.ks;
+        for event in &batch.events {
+            let room = &event.room_id;
+            let head = match heads.get(room) {
+                Some(&h) => h,
+                None => self.room_head(latest, room)?.unwrap_or(0),
+            };
+            // Refuse what would break dense seq or the shard order, before
+            // anything is written: a second writer for a shard is a bug that
+            // must not corrupt the timeline.
+            if event.seq != head + 1 {
+                return Err(StoreError::Conflict(format!(
+                    "room {room}: seq {} does not follow head {head}",
+                    event.seq
+                )));
+            }
+            if event.pos <= shard_pos {
+                return Err(StoreError::Conflict(format!(
+                    "shard {}: pos {} does not follow {shard_pos}",
+                    batch.shard, event.pos
+                )));
+            }
+            heads.insert(room, event.seq);
+            shard_pos = event.pos;
+
+            let key = keys::event(room, event.seq);
+            wb.insert(&ks.events, key.clone(), codec::encode(event)?);
+            wb.insert(&ks.event_ids, event.event_id.as_str(), key.clone());
+            wb.insert(
+                &ks.shard_stream,
+                keys::shard_pos(batch.shard, event.pos),
+                key,
+            );
+            if let Some(state_key) = &event.state_key {
+                let state = keys::state(room, &event.event_type, state_key);
+                wb.insert(&ks.state, state, event.seq.to_be_bytes().to_vec());
+            }
+            if let Some(target) = event.redacts() {
+                wb.insert(&ks.redactions, target.as_str(), key_of(event));
+            }
+            if let Some((user, membership)) = event.membership_change() {
+                wb.insert(
+                    &ks.memberships,
+                    keys::membership(&user, room),
+                    codec::encode(&membership)?,
+                );
+            }
+        }
+        Ok(shard_pos)
     }
 
     fn events(
@@ -250,8 +279,8 @@ impl Inner {
 
 #[async_trait]
 impl TimelineStore for EmbeddedStore {
-    async fn append(&self, batch: Arc<CommitBatch>) -> Result<(), StoreError> {
-        self.blocking(move |inner| inner.append(&batch)).await
+    async fn append_batches(&self, batches: Vec<Arc<CommitBatch>>) -> Result<(), StoreError> {
+        self.blocking(move |inner| inner.append(&batches)).await
     }
 
     async fn events(
