@@ -342,7 +342,7 @@ fn log_startup(
 ) {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), server_name = %config.server_name, "axon is ready");
     tracing::info!(path = %data_dir.path().display(), "data directory");
-    tracing::info!(store = %store.description, shards = config.sequencer.shards, "store");
+    tracing::info!(store = %store.description, shards = config.sequencer.shards, writers = config.sequencer.writers, "store");
     let origin = match (certificate.self_signed, certificate.generated_now) {
         (false, _) => "configured",
         (true, true) => "self-signed, generated now",
