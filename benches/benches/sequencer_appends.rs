@@ -67,14 +67,7 @@ async fn append_concurrently(
             for i in 0..per_task {
                 let room = &rooms[(t + i as usize) % rooms.len()];
                 sequencer
-                    .append(NewEvent {
-                        room_id: room.clone(),
-                        sender: alice.clone(),
-                        event_type: "m.room.message".into(),
-                        state_key: None,
-                        content: sample_content(),
-                        txn: None,
-                    })
+                    .append(NewEvent::message(room, &alice, sample_content()))
                     .await
                     .expect("append");
             }

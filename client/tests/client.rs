@@ -693,14 +693,7 @@ async fn a_subscribe_from_far_back_gets_the_whole_timeline_in_order() {
     let alice = UserId::parse("@alice:localhost").unwrap();
     for n in 0..BACKLOG {
         core.sequencer
-            .append(NewEvent {
-                room_id: room.clone(),
-                sender: alice.clone(),
-                event_type: "m.room.message".into(),
-                state_key: None,
-                content: message(&format!("m{n}")).into(),
-                txn: None,
-            })
+            .append(NewEvent::message(&room, &alice, message(&format!("m{n}"))))
             .await
             .unwrap();
     }

@@ -159,6 +159,19 @@ pub enum EventError {
 }
 
 impl NewEvent {
+    /// An `m.room.message` event with `content` (a JSON object), no
+    /// transaction id.
+    pub fn message(room_id: &RoomId, sender: &UserId, content: impl Into<Bytes>) -> Self {
+        Self {
+            room_id: room_id.clone(),
+            sender: sender.clone(),
+            event_type: types::MESSAGE.into(),
+            state_key: None,
+            content: content.into(),
+            txn: None,
+        }
+    }
+
     /// An `m.room.member` event in which `sender` sets `target`'s membership
     /// (join and leave for oneself; invite, kick, ban, unban for others).
     pub fn membership(

@@ -560,14 +560,7 @@ async fn flood(server: &Server, room: &str, n: usize, pad: usize) {
             for i in (t..n).step_by(64) {
                 let content =
                     format!(r#"{{"msgtype":"m.text","body":"flood {i}","pad":"{filler}"}}"#);
-                let event = axon_core::NewEvent {
-                    room_id: room.clone(),
-                    sender: alice.clone(),
-                    event_type: "m.room.message".into(),
-                    state_key: None,
-                    content: Bytes::from(content),
-                    txn: None,
-                };
+                let event = axon_core::NewEvent::message(&room, &alice, content);
                 sequencer.append(event).await.unwrap();
             }
         }));

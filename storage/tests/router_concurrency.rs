@@ -20,7 +20,6 @@ use axon_core::{
     NewEvent, RoomCreation, RoomId, RoomRouter, Sequencer, SequencerConfig, ServerName, UserId,
 };
 use axon_storage::{EmbeddedOptions, EmbeddedStore};
-use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 
@@ -30,14 +29,11 @@ const EVENTS_PER_PUBLISHER: usize = 400;
 const CHURNING_SUBSCRIBERS: usize = 12;
 
 fn message(room: &RoomId, sender: &UserId, n: usize) -> NewEvent {
-    NewEvent {
-        room_id: room.clone(),
-        sender: sender.clone(),
-        event_type: "m.room.message".into(),
-        state_key: None,
-        content: Bytes::from(format!(r#"{{"msgtype":"m.text","body":"{n}"}}"#)),
-        txn: None,
-    }
+    NewEvent::message(
+        room,
+        sender,
+        format!(r#"{{"msgtype":"m.text","body":"{n}"}}"#),
+    )
 }
 
 /// Checks one subscription period: the seqs seen for a room are consecutive.

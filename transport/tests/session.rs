@@ -403,14 +403,11 @@ impl Harness {
     async fn message(&self, room: &RoomId, sender: &UserId, n: usize) -> Appended {
         self.services
             .sequencer
-            .append(NewEvent {
-                room_id: room.clone(),
-                sender: sender.clone(),
-                event_type: "m.room.message".into(),
-                state_key: None,
-                content: Bytes::from(format!(r#"{{"msgtype":"m.text","body":"{n}"}}"#)),
-                txn: None,
-            })
+            .append(NewEvent::message(
+                room,
+                sender,
+                format!(r#"{{"msgtype":"m.text","body":"{n}"}}"#),
+            ))
             .await
             .expect("append message")
     }
@@ -1353,14 +1350,11 @@ async fn resume_while_the_room_is_busy_has_no_gap_and_no_repeat() {
         tokio::spawn(async move {
             for n in 0..MORE {
                 sequencer
-                    .append(NewEvent {
-                        room_id: room.clone(),
-                        sender: alice.clone(),
-                        event_type: "m.room.message".into(),
-                        state_key: None,
-                        content: Bytes::from(format!(r#"{{"body":"{n}"}}"#)),
-                        txn: None,
-                    })
+                    .append(NewEvent::message(
+                        &room,
+                        &alice,
+                        format!(r#"{{"body":"{n}"}}"#),
+                    ))
                     .await
                     .expect("append");
                 tokio::task::yield_now().await;
@@ -1513,14 +1507,11 @@ async fn a_membership_that_ended_before_the_live_point_is_not_subscribed() {
     assert_eq!(frames, vec![soft_error(3, ErrorCode::Forbidden)]);
     assert_eq!(session.subscriptions(), 0);
     assert_eq!(h.services.router.subscriber_count(&room), 0);
-    let message = NewEvent {
-        room_id: room.clone(),
-        sender: alice.clone(),
-        event_type: "m.room.message".into(),
-        state_key: None,
-        content: Bytes::from_static(br#"{"body":"after the kick"}"#),
-        txn: None,
-    };
+    let message = NewEvent::message(
+        &room,
+        &alice,
+        Bytes::from_static(br#"{"body":"after the kick"}"#),
+    );
     elsewhere.append(message).await.expect("message");
     assert_eq!(pump_now(&mut session).await, vec![]);
 }
@@ -1843,14 +1834,11 @@ async fn history_pages_stay_within_the_frame_budget() {
     for n in 0..10 {
         h.services
             .sequencer
-            .append(NewEvent {
-                room_id: room.clone(),
-                sender: alice.clone(),
-                event_type: "m.room.message".into(),
-                state_key: None,
-                content: Bytes::from(format!(r#"{{"n":{n},"body":"{body}"}}"#)),
-                txn: None,
-            })
+            .append(NewEvent::message(
+                &room,
+                &alice,
+                format!(r#"{{"n":{n},"body":"{body}"}}"#),
+            ))
             .await
             .expect("append");
     }

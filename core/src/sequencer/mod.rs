@@ -218,7 +218,7 @@ impl Sequencer {
     }
 
     /// The queue of the writer that serves `room`'s shard.
-    fn shard_of(&self, room: &RoomId) -> &mpsc::Sender<Command> {
+    fn writer_of(&self, room: &RoomId) -> &mpsc::Sender<Command> {
         let shard = usize::from(ShardId::of(room, self.shard_count).0);
         &self.writers[shard % self.writers.len()]
     }
@@ -238,7 +238,7 @@ impl Sequencer {
     pub async fn submit(&self, event: NewEvent) -> Result<PendingAppend, AppendError> {
         event.validate()?;
         let (reply, rx) = oneshot::channel();
-        self.shard_of(&event.room_id)
+        self.writer_of(&event.room_id)
             .send(Command::Append {
                 events: vec![event],
                 reply,
@@ -259,7 +259,7 @@ impl Sequencer {
             e.validate()?;
         }
         let (reply, rx) = oneshot::channel();
-        self.shard_of(&room)
+        self.writer_of(&room)
             .send(Command::Append { events, reply })
             .await
             .map_err(|_| AppendError::ShuttingDown)?;
@@ -272,7 +272,7 @@ impl Sequencer {
             return Ok(Some(Arc::clone(state)));
         }
         let (reply, rx) = oneshot::channel();
-        self.shard_of(room)
+        self.writer_of(room)
             .send(Command::LoadRoom {
                 room: room.clone(),
                 reply,

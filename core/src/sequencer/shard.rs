@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::oneshot;
 
-use super::{AppendError, Appended, Command, RoomStates};
+use super::{AppendError, Appended, RoomStates};
 use crate::clock::now_ms;
 use crate::event::{Event, NewEvent, types};
 use crate::ids::{EventId, RoomId, UserId};
@@ -368,19 +368,6 @@ impl ShardSequencer {
         // shared cache line on the fan-out path.
         metrics::counter!("axon_router_deliveries_total").increment(delivered as u64);
         Self::answer(answers, &appended);
-    }
-
-    /// Refuses a request: the sequencer is stopping.
-    pub(super) fn refuse(cmd: Command) {
-        match cmd {
-            Command::Append { reply, .. } => {
-                let _ = reply.send(Err(AppendError::ShuttingDown));
-            }
-            Command::LoadRoom { reply, .. } => {
-                let _ = reply.send(Err(AppendError::ShuttingDown));
-            }
-            Command::Stop => {}
-        }
     }
 
     fn answer(answers: Vec<(AppendReply, Answer)>, appended: &[Appended]) {

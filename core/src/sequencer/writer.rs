@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::Command;
 use super::shard::{Prepared, ShardSequencer, Staging};
+use super::{AppendError, Command};
 use crate::ids::RoomId;
 use crate::shard::ShardId;
 use crate::store::TimelineStore;
@@ -57,12 +57,11 @@ impl Writer {
         }
     }
 
-    /// The index in `shards` of the shard that owns `room`. Rooms reach
-    /// this writer only if it serves their shard; the index is clamped all
-    /// the same, and the shard refuses a room it does not own.
+    /// The index in `shards` of the shard that owns `room`. The
+    /// [`Sequencer`](super::Sequencer) sends a room only to the writer of
+    /// its shard, `s % writers`, which holds that shard at `s / writers`.
     fn index_of(&self, room: &RoomId) -> usize {
-        let shard = ShardId::of(room, self.shard_count);
-        (usize::from(shard.0) / usize::from(self.writers)).min(self.shards.len() - 1)
+        usize::from(ShardId::of(room, self.shard_count).0) / usize::from(self.writers)
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -96,7 +95,15 @@ impl Writer {
         // Refuse whatever is still queued; senders see ShuttingDown.
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
-            ShardSequencer::refuse(cmd);
+            match cmd {
+                Command::Append { reply, .. } => {
+                    let _ = reply.send(Err(AppendError::ShuttingDown));
+                }
+                Command::LoadRoom { reply, .. } => {
+                    let _ = reply.send(Err(AppendError::ShuttingDown));
+                }
+                Command::Stop => {}
+            }
         }
     }
 
