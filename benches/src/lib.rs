@@ -5,6 +5,8 @@
 //! - `sequencer_appends` — durable appends with fsync group commit at
 //!   concurrency 1, 16 and 256.
 //! - `timeline_reads` — range reads of a room's timeline.
+//! - `matrix_sync` — one Matrix `/sync` answered in process, after one or
+//!   five new messages and with nothing new.
 //! - `embedded_engines` — fjall against redb on the timeline pattern (the
 //!   measurement behind the embedded store's choice, `docs/storage.md`).
 //!
