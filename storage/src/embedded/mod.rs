@@ -105,6 +105,8 @@ struct Inner {
     account_lock: Mutex<()>,
     /// Each shard's latest readable events, for `/sync`.
     recent: recent::RecentEvents,
+    /// Heads of the rooms appended to since the store opened.
+    room_heads: recent::RoomHeads,
     /// Users' rooms as readable now, for `/sync`.
     memberships: recent::Memberships,
     /// Access tokens as readable now, for every authenticated request.
@@ -172,6 +174,7 @@ impl EmbeddedStore {
             append_lock: Mutex::new(()),
             account_lock: Mutex::new(()),
             recent: recent::RecentEvents::default(),
+            room_heads: recent::RoomHeads::default(),
             memberships: recent::Memberships::new(recent::MAX_USERS),
             tokens: recent::ReadThrough::new(recent::MAX_TOKENS),
             _flusher: flusher,

@@ -1,6 +1,7 @@
 //! What the hottest reads of a `/sync` ask for, kept in memory as appends
-//! make it readable: each shard's latest events ([`RecentEvents`]) and each
-//! user's rooms ([`Memberships`]). Under a Matrix load these reads were a
+//! make it readable: each shard's latest events ([`RecentEvents`]), the
+//! heads of busy rooms ([`RoomHeads`]) and each user's rooms
+//! ([`Memberships`]). Under a Matrix load these reads were a
 //! sixth of the server's CPU: every sync reads the shards' streams after
 //! its token and the user's rooms, and each LSM range read sets up an
 //! iterator over every memtable and table.
@@ -99,6 +100,40 @@ impl RecentEvents {
             }
         }
         Some(out)
+    }
+}
+
+/// The head (`seq` of the latest event) of every room appended to since
+/// the store opened, as of the last append that became readable: most
+/// reads of a room's head are of rooms that are busy now. A room not here
+/// is read from the store, which then holds its latest head. Past
+/// [`MAX_ROOM_HEADS`] rooms the table starts over.
+#[derive(Default)]
+pub(super) struct RoomHeads {
+    heads: RwLock<HashMap<RoomId, u64>>,
+}
+
+/// Rooms whose heads are kept.
+pub(super) const MAX_ROOM_HEADS: usize = 1_000_000;
+
+impl RoomHeads {
+    /// The head of `room`, when an append to it was seen.
+    pub(super) fn get(&self, room: &RoomId) -> Option<u64> {
+        self.heads.read().get(room).copied()
+    }
+
+    /// Records the heads an append (now readable) moved to. A room's
+    /// appends are made in order by its shard's writer; a lower head never
+    /// replaces a higher one all the same.
+    pub(super) fn advance(&self, moved: impl IntoIterator<Item = (RoomId, u64)>) {
+        let mut heads = self.heads.write();
+        for (room, seq) in moved {
+            if heads.len() >= MAX_ROOM_HEADS && !heads.contains_key(&room) {
+                heads.clear();
+            }
+            let head = heads.entry(room).or_insert(seq);
+            *head = (*head).max(seq);
+        }
     }
 }
 
@@ -262,5 +297,17 @@ mod tests {
         }
         assert!(m.get(&0).is_none() && m.get(&1).is_none());
         assert_eq!(m.get(&2).as_deref(), Some(&2));
+    }
+
+    #[test]
+    fn room_heads_only_move_forward() {
+        let heads = RoomHeads::default();
+        let (a, b) = (room(1), room(2));
+        assert_eq!(heads.get(&a), None);
+        heads.advance([(a.clone(), 3), (b.clone(), 1)]);
+        heads.advance([(a.clone(), 2)]);
+        assert_eq!((heads.get(&a), heads.get(&b)), (Some(3), Some(1)));
+        heads.advance([(a.clone(), 4)]);
+        assert_eq!(heads.get(&a), Some(4));
     }
 }

@@ -37,6 +37,8 @@ fn shard_head_key(shard: ShardId) -> Vec<u8> {
 }
 
 impl Inner {
+    /// The room's head in `v` (the store's `room_head` asks memory first,
+    /// [`recent::RoomHeads`](super::recent::RoomHeads)).
     fn room_head(&self, v: &Snapshot, room: &RoomId) -> Result<Option<u64>, StoreError> {
         read(v, &self.ks.heads, room_head_key(room))?
             .map(|v| keys::be_u64(&v))
@@ -66,6 +68,7 @@ impl Inner {
         {
             return Ok(());
         }
+        let mut room_heads = Vec::new();
         let ticket = {
             let commit = self.sync.start_commit();
             let _guard = self.append_lock.lock();
@@ -93,16 +96,18 @@ impl Inner {
                     );
                 }
             }
-            for (room, seq) in heads {
+            for (&room, &seq) in &heads {
                 wb.insert(&ks.heads, room_head_key(room), seq.to_be_bytes().to_vec());
             }
             for (shard, pos) in shard_heads {
                 wb.insert(&ks.heads, shard_head_key(shard), pos.to_be_bytes().to_vec());
             }
+            room_heads.extend(heads.into_iter().map(|(room, seq)| (room.clone(), seq)));
             self.commit(commit, wb)?
         };
         self.make_durable(ticket)?;
         // Readable now: memory may answer for it.
+        self.room_heads.advance(room_heads);
         for batch in batches {
             self.recent.push(batch.shard, &batch.events);
             let changed: Vec<UserId> = batch
@@ -305,7 +310,10 @@ impl TimelineStore for EmbeddedStore {
     }
 
     async fn room_head(&self, room: &RoomId) -> Result<Option<u64>, StoreError> {
-        self.inner.room_head(&self.inner.view(), room)
+        match self.inner.room_heads.get(room) {
+            Some(head) => Ok(Some(head)),
+            None => self.inner.room_head(&self.inner.view(), room),
+        }
     }
 
     async fn shard_head(&self, shard: ShardId) -> Result<u64, StoreError> {
