@@ -157,6 +157,30 @@ async fn initial_then_incremental_sync() {
     // A long-poll that nothing wakes ends at its timeout, empty.
     let waited = sync(addr, &alice, &format!("since={}&timeout=300", next(&quiet))).await;
     assert!(waited["rooms"]["join"].get(&room).is_none(), "{waited}");
+    assert_eq!(
+        next(&waited),
+        next(&quiet),
+        "nothing moved: the same positions"
+    );
+    // full_state: the room's whole state again, though nothing is new.
+    let full = sync(
+        addr,
+        &alice,
+        &format!("since={}&timeout=300&full_state=true", next(&quiet)),
+    )
+    .await;
+    let state = full["rooms"]["join"][&room]["state"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let timeline_events = timeline(&full, &room).clone();
+    assert!(
+        state
+            .iter()
+            .chain(&timeline_events)
+            .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Lobby"),
+        "{full}"
+    );
 
     say(addr, &alice, &room, "t2", "two").await;
     let inc = sync(addr, &alice, &format!("since={}&timeout=0", next(&quiet))).await;

@@ -58,29 +58,78 @@ pub async fn sync(
             .forget_device(&user.user_id, &user.device_id);
     }
     let Some(since) = since else {
-        return build(&matrix, &user, &filter, None, true).await;
+        return Ok(build(&matrix, &user, &filter, None, true).await?.0);
     };
     let timeout = req.timeout.unwrap_or_default().min(MAX_TIMEOUT);
     let deadline = tokio::time::Instant::now() + timeout;
-    let first = build(&matrix, &user, &filter, Some(&since), req.full_state).await?;
-    if !is_empty(&first) || timeout.is_zero() {
-        return Ok(first);
-    }
-    // Subscribe, then look again: whatever came after the first look and
-    // before the subscription is found by the second.
-    let joined = joined_rooms(&matrix, &user).await?;
-    let mut waiter = Waiter::new(&matrix.services().router, &user.user_id, joined);
-    let mut response = build(&matrix, &user, &filter, Some(&since), false).await?;
-    while is_empty(&response) {
-        if tokio::time::timeout_at(deadline, waiter.woken())
-            .await
-            .is_err()
-        {
-            break;
+    // `seen`: positions up to which a look found nothing for the user. A
+    // look is made only when a stream moved past them (or the client
+    // asks for the full state), so a client that is up to date goes
+    // straight to waiting.
+    let mut seen = since.clone();
+    let mut empty = None;
+    if req.full_state || moved(&matrix, &user, &seen).await? {
+        let (response, next) = build(&matrix, &user, &filter, Some(&since), req.full_state).await?;
+        if !is_empty(&response) || timeout.is_zero() {
+            return Ok(response);
         }
-        response = build(&matrix, &user, &filter, Some(&since), false).await?;
+        (seen, empty) = (next, Some(response));
     }
-    Ok(response)
+    if !timeout.is_zero() {
+        // Subscribe, then look again if anything moved: whatever came
+        // after the last look and before the subscription is found then.
+        let joined = joined_rooms(&matrix, &user).await?;
+        let mut waiter = Waiter::new(&matrix.services().router, &user.user_id, joined);
+        let mut look = moved(&matrix, &user, &seen).await?;
+        loop {
+            if look {
+                let (response, _) = build(&matrix, &user, &filter, Some(&since), false).await?;
+                if !is_empty(&response) {
+                    return Ok(response);
+                }
+                empty = Some(response);
+            }
+            if tokio::time::timeout_at(deadline, waiter.woken())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            // A wake-up is for something in the user's rooms or about
+            // them: always looked at.
+            look = true;
+        }
+    }
+    // Nothing new: the last empty look, or (without one) the positions
+    // the client sent, which nothing moved past.
+    Ok(empty.unwrap_or_else(|| Response::new(seen.to_string())))
+}
+
+/// Whether any stream a `/sync` reads moved past `token` where it
+/// concerns the user: an ephemeral stream, or the shard of a room the
+/// user has any membership in (a room they were just invited to is
+/// among those). When it did not, a look after `token` finds nothing,
+/// since [`build`] reads the same heads.
+async fn moved(matrix: &Matrix, user: &User, token: &SyncToken) -> Result<bool, MatrixError> {
+    let services = matrix.services();
+    let streams = &services.ephemeral.streams;
+    if streams.typing.head() != token.typing
+        || streams.receipts.head() != token.receipts
+        || streams.presence.head() != token.presence
+        || streams.account_data.head() != token.account_data
+    {
+        return Ok(true);
+    }
+    let sequencer = &services.sequencer;
+    let shards = sequencer.shard_count();
+    let rooms = services.store.rooms_of_user(&user.user_id).await?;
+    Ok(rooms.iter().any(|(room, _)| {
+        let shard = ShardId::of(room, shards);
+        token
+            .shards
+            .get(usize::from(shard.0))
+            .is_none_or(|&at| sequencer.shard_head(shard) > at)
+    }))
 }
 
 /// Marks the user online (or what `set_presence` says) unless it is
@@ -148,14 +197,15 @@ fn is_empty(r: &Response) -> bool {
         && r.account_data.events.is_empty()
 }
 
-/// One response: everything after `since` (everything, without one).
+/// One response: everything after `since` (everything, without one),
+/// with the positions it reaches (its `next_batch`).
 async fn build(
     matrix: &Matrix,
     user: &User,
     filter: &SyncFilter,
     since: Option<&SyncToken>,
     full_state: bool,
-) -> Result<Response, MatrixError> {
+) -> Result<(Response, SyncToken), MatrixError> {
     let services = matrix.services();
     let store = services.store.as_ref();
     let eph = &services.ephemeral;
@@ -282,5 +332,5 @@ async fn build(
                 .push(raw(&rooms::account_data_event(record))?);
         }
     }
-    Ok(response)
+    Ok((response, next))
 }

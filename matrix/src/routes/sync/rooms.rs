@@ -202,29 +202,37 @@ async fn incremental(
         .cloned()
         .collect();
     if ctx.filter.lazy_load_members {
-        let known: HashSet<String> = state
+        let known: HashSet<&str> = state
             .iter()
             .chain(kept.iter().copied())
             .filter(|e| e.event.event_type == types::MEMBER)
-            .filter_map(|e| e.event.state_key.clone())
+            .filter_map(|e| e.event.state_key.as_deref())
             .collect();
-        let senders: HashSet<String> = kept.iter().map(|e| e.event.sender.to_string()).collect();
+        let senders: HashSet<&axon_core::UserId> = kept
+            .iter()
+            .map(|e| &e.event.sender)
+            .filter(|s| !known.contains(s.as_str()))
+            .collect();
         let current = rooms.state(room).await?;
         let sent = ctx.matrix.sent_members();
         let device = &ctx.user.device_id;
-        for sender in senders.difference(&known) {
+        let mut missing = Vec::new();
+        for sender in senders {
             // A member event this device already has is left out, as the
             // spec allows, unless the filter asks for redundant members.
             let redundant = !ctx.filter.include_redundant_members
-                && axon_core::UserId::parse(sender).is_ok_and(|who| {
-                    current
-                        .state_event_id(types::MEMBER, sender)
-                        .is_some_and(|id| sent.has(user, device, room, &who, id))
-                });
-            if redundant {
-                continue;
+                && current
+                    .state_event_id(types::MEMBER, sender.as_str())
+                    .is_some_and(|id| sent.has(user, device, room, sender, id));
+            if !redundant {
+                missing.push(sender.clone());
             }
-            match rooms.state_event(user, room, types::MEMBER, sender).await {
+        }
+        for sender in missing {
+            match rooms
+                .state_event(user, room, types::MEMBER, sender.as_str())
+                .await
+            {
                 Ok(member) => state.push(member),
                 Err(axon_core::RoomsError::EventNotFound) => {}
                 Err(e) => return Err(e.into()),
