@@ -96,13 +96,13 @@ impl Inner {
                     );
                 }
             }
-            for (&room, &seq) in &heads {
+            for (room, seq) in heads {
                 wb.insert(&ks.heads, room_head_key(room), seq.to_be_bytes().to_vec());
+                room_heads.push((room.clone(), seq));
             }
             for (shard, pos) in shard_heads {
                 wb.insert(&ks.heads, shard_head_key(shard), pos.to_be_bytes().to_vec());
             }
-            room_heads.extend(heads.into_iter().map(|(room, seq)| (room.clone(), seq)));
             self.commit(commit, wb)?
         };
         self.make_durable(ticket)?;

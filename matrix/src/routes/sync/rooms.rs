@@ -216,18 +216,18 @@ async fn incremental(
         let current = rooms.state(room).await?;
         let sent = ctx.matrix.sent_members();
         let device = &ctx.user.device_id;
-        let mut missing = Vec::new();
-        for sender in senders {
-            // A member event this device already has is left out, as the
-            // spec allows, unless the filter asks for redundant members.
-            let redundant = !ctx.filter.include_redundant_members
-                && current
-                    .state_event_id(types::MEMBER, sender.as_str())
-                    .is_some_and(|id| sent.has(user, device, room, sender, id));
-            if !redundant {
-                missing.push(sender.clone());
-            }
-        }
+        // A member event this device already has is left out, as the spec
+        // allows, unless the filter asks for redundant members.
+        let missing: Vec<axon_core::UserId> = senders
+            .into_iter()
+            .filter(|sender| {
+                ctx.filter.include_redundant_members
+                    || !current
+                        .state_event_id(types::MEMBER, sender.as_str())
+                        .is_some_and(|id| sent.has(user, device, room, sender, id))
+            })
+            .cloned()
+            .collect();
         for sender in missing {
             match rooms
                 .state_event(user, room, types::MEMBER, sender.as_str())
