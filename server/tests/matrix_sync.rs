@@ -599,7 +599,17 @@ async fn leaves_receipts_presence_and_account_data() {
         "private receipts stay private: {theirs}"
     );
 
-    // Presence: Bob sets it; Alice sees it in /sync and by GET.
+    // Presence: Bob sets it; Alice sees it in /sync and by GET. Carol, who
+    // shares no room with Alice, sets hers too; Alice does not see it.
+    let (carol, _) = register(addr, "carol", "carol-password").await;
+    let r = put(
+        addr,
+        &format!("{V3}/presence/@carol:localhost/status"),
+        Some(&carol),
+        json!({"presence": "unavailable", "status_msg": "elsewhere"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
     let r = put(
         addr,
         &format!("{V3}/presence/@bob:localhost/status"),
@@ -645,6 +655,14 @@ async fn leaves_receipts_presence_and_account_data() {
                 && e["content"]["presence"] == "unavailable"
                 && e["content"]["status_msg"] == "lunch"),
         "{presence}"
+    );
+    assert!(
+        !presence["presence"]["events"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .any(|e| e["sender"] == "@carol:localhost"),
+        "presence of a user sharing no room: {presence}"
     );
 
     // Account data: global and per room, only the owner's.

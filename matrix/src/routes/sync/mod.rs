@@ -102,7 +102,7 @@ pub async fn sync(
     }
     // Nothing new: the last empty look, or (without one) the positions
     // the client sent, which nothing moved past.
-    Ok(empty.unwrap_or_else(|| Response::new(seen.to_string())))
+    Ok(empty.unwrap_or_else(|| Response::new(seen.encode())))
 }
 
 /// Whether any stream a `/sync` reads moved past `token` where it
@@ -257,8 +257,9 @@ async fn build(
         next: &next,
         account_data: tokio::sync::OnceCell::new(),
     };
-    let mut response = Response::new(next.to_string());
-    let mut sharing = HashSet::new();
+    let mut response = Response::new(next.encode());
+    // The joined rooms' states: whose presence the user sees.
+    let mut joined_states = Vec::new();
     for (room, membership) in memberships {
         if !filter.wants_room(&room) {
             continue;
@@ -268,8 +269,7 @@ async fn build(
         let ruma_room = crate::ids::ruma_room(&room)?;
         match membership {
             Membership::Join => {
-                let state = matrix.rooms().state(&room).await?;
-                sharing.extend(state.members_with(Membership::Join).cloned());
+                joined_states.push(matrix.rooms().state(&room).await?);
                 let whole = since.is_none()
                     || full_state
                     || !was_joined(matrix, user, &room, new_events.as_deref()).await?;
@@ -297,14 +297,28 @@ async fn build(
             _ => {}
         }
     }
-    // Presence of everyone sharing a joined room, the user included.
-    sharing.insert(user.user_id.clone());
+    // Presence of everyone sharing a joined room, the user included. An
+    // incremental sync checks only the users whose presence changed (often
+    // none), not every member of every joined room.
     if filter.presence.matches_type("m.presence") {
         let changed: Vec<_> = match since {
-            None => sharing.iter().cloned().collect(),
-            Some(s) => eph.streams.presence.changes_since(s.presence),
+            None => {
+                let mut sharing: HashSet<_> = joined_states
+                    .iter()
+                    .flat_map(|state| state.members_with(Membership::Join).cloned())
+                    .collect();
+                sharing.insert(user.user_id.clone());
+                sharing.into_iter().collect()
+            }
+            Some(s) => {
+                let mut changed = eph.streams.presence.changes_since(s.presence);
+                changed.retain(|u| {
+                    *u == user.user_id || joined_states.iter().any(|state| state.is_joined(u))
+                });
+                changed
+            }
         };
-        for u in changed.iter().filter(|u| sharing.contains(*u)) {
+        for u in &changed {
             let view = eph.presence.get(u);
             if since.is_none() && view.last_active_ms == 0 {
                 continue;

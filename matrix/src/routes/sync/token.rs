@@ -30,46 +30,74 @@ impl SyncToken {
     /// Parses a token a client sent; `shards` is the server's shard count.
     pub fn parse(s: &str, shards: u16) -> Result<Self, MatrixError> {
         let bad = || MatrixError::InvalidParam(format!("unknown sync token {s:?}"));
-        let mut parts = s.strip_prefix('s').ok_or_else(bad)?.split('_');
-        let positions = parts.next().ok_or_else(bad)?;
-        let shards_read: Vec<u64> = positions
-            .split('.')
-            .map(|p| p.parse().map_err(|_| bad()))
-            .collect::<Result<_, _>>()?;
-        if shards_read.len() != usize::from(shards) {
-            return Err(bad());
+        let (positions, ephemeral) = s
+            .strip_prefix('s')
+            .and_then(|s| s.split_once('_'))
+            .ok_or_else(bad)?;
+        let mut shards_read = Vec::with_capacity(usize::from(shards));
+        numbers(positions, b'.', &mut shards_read, usize::from(shards)).ok_or_else(bad)?;
+        let mut e = Vec::with_capacity(4);
+        numbers(ephemeral, b'_', &mut e, 4).ok_or_else(bad)?;
+        match (shards_read.len() == usize::from(shards), e.as_slice()) {
+            (true, &[typing, receipts, presence, account_data]) => Ok(Self {
+                shards: shards_read,
+                typing,
+                receipts,
+                presence,
+                account_data,
+            }),
+            _ => Err(bad()),
         }
-        let mut next = || -> Result<u64, MatrixError> {
-            parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)
-        };
-        let token = Self {
-            shards: shards_read,
-            typing: next()?,
-            receipts: next()?,
-            presence: next()?,
-            account_data: next()?,
-        };
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        Ok(token)
     }
+
+    /// The token's string form, written without `core::fmt`'s machinery
+    /// per number: it is written on every `/sync`.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 + 21 * (self.shards.len() + 4));
+        let mut digits = itoa::Buffer::new();
+        out.push('s');
+        for (i, p) in self.shards.iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(digits.format(*p));
+        }
+        for p in [self.typing, self.receipts, self.presence, self.account_data] {
+            out.push('_');
+            out.push_str(digits.format(p));
+        }
+        out
+    }
+}
+
+/// Reads `s` as positions separated by `sep` into `out`: each decimal
+/// digits only (no sign, no spaces) within `u64`, at most `max` of them.
+/// `None` for anything else.
+fn numbers(s: &str, sep: u8, out: &mut Vec<u64>, max: usize) -> Option<()> {
+    let mut n: u64 = 0;
+    let mut digits = 0;
+    for b in s.bytes().chain([sep]) {
+        if b == sep {
+            if digits == 0 || out.len() == max {
+                return None;
+            }
+            out.push(n);
+            (n, digits) = (0, 0);
+            continue;
+        }
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+        digits += 1;
+    }
+    Some(())
 }
 
 impl fmt::Display for SyncToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("s")?;
-        for (i, p) in self.shards.iter().enumerate() {
-            if i > 0 {
-                f.write_str(".")?;
-            }
-            write!(f, "{p}")?;
-        }
-        write!(
-            f,
-            "_{}_{}_{}_{}",
-            self.typing, self.receipts, self.presence, self.account_data
-        )
+        f.write_str(&self.encode())
     }
 }
 
@@ -90,6 +118,11 @@ mod tests {
         assert_eq!(s, "s3.0.17_1_2_3_4");
         assert_eq!(SyncToken::parse(&s, 3).ok(), Some(t));
         assert!(SyncToken::parse(&s, 2).is_err(), "another shard count");
+        let max = format!("s{m}.0.0_0_0_0_{m}", m = u64::MAX);
+        assert_eq!(
+            SyncToken::parse(&max, 3).map(|t| t.to_string()).ok(),
+            Some(max)
+        );
         for junk in [
             "",
             "s",
@@ -97,6 +130,12 @@ mod tests {
             "s1.2.3_1_2_3",
             "s1.2.3_1_2_3_4_5",
             "s1.x.3_1_2_3_4",
+            "s1..3_1_2_3_4",
+            "s1.2.3.4_1_2_3_4",
+            "s+1.2.3_1_2_3_4",
+            "s1.2.3_1_2_3_-4",
+            "s1.2.3_1_2_3_18446744073709551616",
+            "s1.2.3_1_2__4",
         ] {
             assert!(SyncToken::parse(junk, 3).is_err(), "{junk}");
         }
