@@ -153,6 +153,11 @@ impl RoomState {
             .map(|(k, _)| k)
     }
 
+    /// How many users have a membership of any kind.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
     /// Whether anyone has ever been a member (the creator's first join is
     /// special: it needs no invite).
     pub fn has_members(&self) -> bool {

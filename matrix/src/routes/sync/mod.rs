@@ -17,10 +17,11 @@ pub mod token;
 pub mod wait;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axon_core::event::types;
-use axon_core::{Membership, RoomId, ShardId};
+use axon_core::{Membership, RoomId, RoomState, ShardId, UserId};
 use axum::extract::State;
 use ruma::api::client::sync::sync_events::v3::{Request, Response};
 
@@ -297,26 +298,15 @@ async fn build(
             _ => {}
         }
     }
-    // Presence of everyone sharing a joined room, the user included. An
-    // incremental sync checks only the users whose presence changed (often
-    // none), not every member of every joined room.
+    // Presence of everyone sharing a joined room, the user included.
     if filter.presence.matches_type("m.presence") {
         let changed: Vec<_> = match since {
-            None => {
-                let mut sharing: HashSet<_> = joined_states
-                    .iter()
-                    .flat_map(|state| state.members_with(Membership::Join).cloned())
-                    .collect();
-                sharing.insert(user.user_id.clone());
-                sharing.into_iter().collect()
-            }
-            Some(s) => {
-                let mut changed = eph.streams.presence.changes_since(s.presence);
-                changed.retain(|u| {
-                    *u == user.user_id || joined_states.iter().any(|state| state.is_joined(u))
-                });
-                changed
-            }
+            None => sharing(&user.user_id, &joined_states).into_iter().collect(),
+            Some(s) => visible_presence(
+                &user.user_id,
+                &joined_states,
+                eph.streams.presence.changes_since(s.presence),
+            ),
         };
         for u in &changed {
             let view = eph.presence.get(u);
@@ -347,4 +337,94 @@ async fn build(
         }
     }
     Ok((response, next))
+}
+
+/// `user` and every member joined to one of the rooms `joined`.
+fn sharing(user: &UserId, joined: &[Arc<RoomState>]) -> HashSet<UserId> {
+    let mut all: HashSet<_> = joined
+        .iter()
+        .flat_map(|state| state.members_with(Membership::Join).cloned())
+        .collect();
+    all.insert(user.clone());
+    all
+}
+
+/// Of the users whose presence `changed`, those `user` sees: themself and
+/// whoever is joined to one of the rooms `joined`. Each changed user is
+/// looked up in the rooms' member tables (an incremental sync often has
+/// none or a few), unless that takes more lookups than collecting every
+/// member of the rooms once.
+fn visible_presence(
+    user: &UserId,
+    joined: &[Arc<RoomState>],
+    mut changed: Vec<UserId>,
+) -> Vec<UserId> {
+    let lookups = changed.len().saturating_mul(joined.len());
+    let members: usize = joined.iter().map(|state| state.member_count()).sum();
+    if lookups > members {
+        let all = sharing(user, joined);
+        changed.retain(|u| all.contains(u));
+    } else {
+        changed.retain(|u| u == user || joined.iter().any(|state| state.is_joined(u)));
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use axon_core::EventId;
+    use axon_core::event::Event;
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(&format!("@{name}:x")).unwrap()
+    }
+
+    fn state_event(event_type: &str, key: &str, content: &'static str, seq: u64) -> Event {
+        Event {
+            event_id: EventId::random(),
+            room_id: RoomId::parse("!r:x").unwrap(),
+            sender: user("alice"),
+            event_type: event_type.into(),
+            state_key: Some(key.into()),
+            content: Bytes::from_static(content.as_bytes()),
+            origin_server_ts: 0,
+            seq,
+            pos: seq,
+        }
+    }
+
+    #[test]
+    fn presence_of_room_mates_only_either_way() {
+        let events = [
+            state_event(types::CREATE, "", "{}", 1),
+            state_event(types::MEMBER, "@alice:x", r#"{"membership":"join"}"#, 2),
+            state_event(types::MEMBER, "@bob:x", r#"{"membership":"join"}"#, 3),
+            state_event(types::MEMBER, "@carol:x", r#"{"membership":"leave"}"#, 4),
+        ];
+        let room =
+            RoomState::from_state_events(&RoomId::parse("!r:x").unwrap(), &events, 4).unwrap();
+        let joined = [Arc::new(room)];
+        let alice = user("alice");
+        // Two changes against three members: looked up one by one.
+        assert_eq!(
+            visible_presence(&alice, &joined, vec![user("bob"), user("dave")]),
+            vec![user("bob")]
+        );
+        // Four against three: through the set of everyone sharing a room.
+        assert_eq!(
+            visible_presence(
+                &alice,
+                &joined,
+                vec![user("bob"), user("carol"), user("dave"), alice.clone()]
+            ),
+            vec![user("bob"), alice.clone()]
+        );
+        assert_eq!(
+            visible_presence(&alice, &[], vec![user("bob"), alice.clone()]),
+            vec![alice.clone()]
+        );
+    }
 }
