@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axon_client::{Auth, Client, ClientConfig, Ephemeral};
-use common::matrix::{V3, create, get, post, put, read_receipt, register, say, start};
+use common::matrix::{Reply, V3, create, get, post, put, read_receipt, register, say, start};
 use serde_json::{Value, json};
 
 /// A long-poll's own timeout, in ms: longer than [`GUARD`].
@@ -75,6 +75,17 @@ async fn sync_until(
     })
     .await
     .expect("the long-poll is woken with what was expected")
+}
+
+/// `name` (as `token`) sets their presence `unavailable` with `status_msg`.
+async fn set_presence(addr: SocketAddr, token: &str, name: &str, status_msg: &str) -> Reply {
+    put(
+        addr,
+        &format!("{V3}/presence/@{name}:localhost/status"),
+        Some(token),
+        json!({"presence": "unavailable", "status_msg": status_msg}),
+    )
+    .await
 }
 
 fn next(r: &Value) -> String {
@@ -602,21 +613,9 @@ async fn leaves_receipts_presence_and_account_data() {
     // Presence: Bob sets it; Alice sees it in /sync and by GET. Carol, who
     // shares no room with Alice, sets hers too; Alice does not see it.
     let (carol, _) = register(addr, "carol", "carol-password").await;
-    let r = put(
-        addr,
-        &format!("{V3}/presence/@carol:localhost/status"),
-        Some(&carol),
-        json!({"presence": "unavailable", "status_msg": "elsewhere"}),
-    )
-    .await;
+    let r = set_presence(addr, &carol, "carol", "elsewhere").await;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = put(
-        addr,
-        &format!("{V3}/presence/@bob:localhost/status"),
-        Some(&bob),
-        json!({"presence": "unavailable", "status_msg": "lunch"}),
-    )
-    .await;
+    let r = set_presence(addr, &bob, "bob", "lunch").await;
     assert_eq!(r.status, 200, "{r:?}");
     let got = get(
         addr,
