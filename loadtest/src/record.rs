@@ -8,7 +8,7 @@
 //! histogram would cost tens of KiB per connection, a shared lock per
 //! event would serialise the receivers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -351,6 +351,39 @@ impl Tally {
     }
 }
 
+/// What one receiver saw of each publisher's events, for a server whose
+/// events carry no Axon `seq` (another homeserver, measured for
+/// comparison): a publisher sends its count `n` only after `n - 1` was
+/// acknowledged, and a room's timeline is linear, so a receiver sees each
+/// publisher's counts only rise; one that does not is a duplicate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StampTally {
+    /// Highest count seen, by publisher.
+    last: HashMap<u32, u64>,
+    /// Load events received (each count once).
+    pub received: u64,
+    /// Events at or below their publisher's highest count.
+    pub duplicates: u64,
+}
+
+impl StampTally {
+    /// Notes publisher `w`'s event number `n`; false for a duplicate.
+    pub fn offer(&mut self, w: u32, n: u64) -> bool {
+        if self.seen(w, n) {
+            self.duplicates += 1;
+            return false;
+        }
+        self.last.insert(w, n);
+        self.received += 1;
+        true
+    }
+
+    /// Whether publisher `w`'s event number `n` (or a later one) was seen.
+    pub fn seen(&self, w: u32, n: u64) -> bool {
+        self.last.get(&w).is_some_and(|&last| n <= last)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +452,19 @@ mod tests {
         assert!(!t.offer(4));
         assert!(t.offer(9));
         assert_eq!((t.received, t.duplicates, t.last_seq), (3, 2, 9));
+    }
+
+    #[test]
+    fn stamp_tally_counts_duplicates_per_publisher() {
+        let mut t = StampTally::default();
+        assert!(t.offer(0, 0));
+        assert!(t.offer(1, 0));
+        assert!(t.offer(0, 1));
+        assert!(!t.offer(0, 1));
+        assert!(!t.offer(1, 0));
+        assert!(t.seen(0, 0) && !t.seen(0, 2) && !t.seen(7, 0));
+        assert!(t.offer(1, 5));
+        assert_eq!((t.received, t.duplicates), (4, 2));
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! send → seen in `/sync` for every member of the room (end-to-end
 //! delivery). A `limited` timeline is backfilled with `/messages` as a
 //! client would, and counted. Lost and duplicated events are found by
-//! `unsigned."io.axon.seq"` against the acknowledged count per room.
+//! `unsigned."io.axon.seq"` against the acknowledged count per room; on a
+//! server whose events carry no such field (another homeserver, measured
+//! for comparison) duplicates are found by each sender's count instead
+//! ([`StampTally`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -33,7 +36,7 @@ use crate::http::{BaseUrl, HttpConn, Reply};
 use crate::net::SourceAddrs;
 use crate::payload::{self, Stamp};
 use crate::provision::{Provisioner, User, V3, encode_path, retrying};
-use crate::record::{Local, Series, Tally};
+use crate::record::{Local, Series, StampTally, Tally};
 use crate::report::Report;
 use crate::scenario::Run;
 
@@ -52,6 +55,8 @@ struct Seen {
     limited: AtomicU64,
     backfilled: AtomicU64,
     syncs: AtomicU64,
+    /// Events counted by their stamp, as they carried no `io.axon.seq`.
+    unsequenced: AtomicU64,
 }
 
 /// Runs the scenario.
@@ -92,6 +97,10 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
 
     // Receivers: one /sync loop per user.
     let start_ns = payload::now_ns();
+    // Stamps count from here: Matrix content keeps integers within
+    // ±(2^53 - 1) (canonical JSON; Synapse refuses others), and Unix
+    // nanoseconds are past that.
+    let epoch_ns = start_ns;
     let delivery = Series::new(start_ns);
     let acks = Series::new(start_ns);
     let mut receivers = JoinSet::new();
@@ -105,6 +114,7 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
             sources.next(),
             user.clone(),
             rooms[i % rooms.len()].clone(),
+            epoch_ns,
             delivery.local(),
             s,
             Arc::clone(&run.live),
@@ -150,6 +160,7 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
                 payload: args.payload,
                 interval,
                 deadline,
+                epoch_ns,
             },
             acks.local(),
             Arc::clone(&acked),
@@ -208,6 +219,10 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
     report.figure("syncs answered", sum(|s| &s.syncs));
     report.figure("limited timelines (backfilled)", sum(|s| &s.limited));
     report.figure("events backfilled with /messages", sum(|s| &s.backfilled));
+    let unsequenced = sum(|s| &s.unsequenced);
+    if unsequenced > 0 {
+        report.figure("events without io.axon.seq (checked by stamp)", unsequenced);
+    }
     if report.lost > 0 {
         report.notes.push(format!(
             "{} acknowledged events were not seen in /sync within --drain-secs {}",
@@ -229,6 +244,8 @@ struct SendJob {
     payload: usize,
     interval: Option<Duration>,
     deadline: Instant,
+    /// Stamps carry nanoseconds since this Unix time.
+    epoch_ns: u64,
 }
 
 async fn send(
@@ -256,7 +273,7 @@ async fn send(
         let t = payload::now_ns();
         let body = payload::encode(
             Stamp {
-                t,
+                t: t.saturating_sub(job.epoch_ns),
                 w: job.writer,
                 n,
             },
@@ -297,6 +314,7 @@ async fn receive(
     source: std::net::IpAddr,
     user: User,
     room: String,
+    epoch_ns: u64,
     mut delivery: Local,
     seen: Arc<Seen>,
     live: Arc<super::Live>,
@@ -357,6 +375,7 @@ async fn receive(
     };
     drop(ready);
     let mut tally = Tally::default();
+    let mut by_stamp = StampTally::default();
     loop {
         let path = format!("{V3}/sync?filter={filter_id}&timeout={SYNC_TIMEOUT_MS}&since={since}");
         let body = match conn
@@ -396,7 +415,7 @@ async fn receive(
         let Some(timeline) = reply.rooms.join.remove(room.as_str()).map(|r| r.timeline) else {
             continue;
         };
-        let mut stamped: Vec<(u64, Stamp)> = Vec::new();
+        let mut stamped: Vec<(Option<u64>, Stamp)> = Vec::new();
         if timeline.limited {
             seen.limited.fetch_add(1, Ordering::Relaxed);
             let backfill = fetch_gap(
@@ -404,27 +423,34 @@ async fn receive(
                 &user,
                 &room,
                 timeline.prev_batch.as_deref(),
-                tally.last_seq,
+                |seq, stamp| match (seq, stamp) {
+                    (Some(seq), _) => Some(seq > tally.last_seq),
+                    (None, Some(s)) => Some(!by_stamp.seen(s.w, s.n)),
+                    (None, None) => None,
+                },
                 &errors,
             )
             .await;
             seen.backfilled
                 .fetch_add(backfill.len() as u64, Ordering::Relaxed);
-            stamped.extend(backfill.iter().filter_map(|event| {
-                let seq = event["unsigned"]["io.axon.seq"].as_u64()?;
-                let stamp = serde_json::from_value::<Stamp>(event["content"].clone()).ok()?;
-                Some((seq, stamp))
-            }));
+            stamped.extend(backfill);
         }
         stamped.extend(
             timeline
                 .events
                 .iter()
-                .filter_map(|e| Some((e.unsigned.seq?, e.content?))),
+                .filter_map(|e| Some((e.unsigned.seq, e.content?))),
         );
         for (seq, stamp) in stamped {
-            if tally.offer(seq) {
-                delivery.record_at(now, now.saturating_sub(stamp.t));
+            let new = match seq {
+                Some(seq) => tally.offer(seq),
+                None => {
+                    seen.unsequenced.fetch_add(1, Ordering::Relaxed);
+                    by_stamp.offer(stamp.w, stamp.n)
+                }
+            };
+            if new {
+                delivery.record_at(now, now.saturating_sub(epoch_ns.saturating_add(stamp.t)));
                 seen.received.fetch_add(1, Ordering::Relaxed);
                 live.delivered.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -435,16 +461,18 @@ async fn receive(
     }
 }
 
-/// The events between `last_seq` and a limited timeline, oldest first,
-/// read backwards from `prev_batch` with `/messages`.
+/// The load events between what the receiver has seen and a limited
+/// timeline, oldest first, with their `seq` where the server gives one:
+/// read backwards from `prev_batch` with `/messages` until `unseen` says an
+/// event was seen already (`Some(false)`; `None`: not a load event).
 async fn fetch_gap(
     conn: &mut HttpConn,
     user: &User,
     room: &str,
     prev_batch: Option<&str>,
-    last_seq: u64,
+    unseen: impl Fn(Option<u64>, Option<Stamp>) -> Option<bool>,
     errors: &crate::record::Errors,
-) -> Vec<Value> {
+) -> Vec<(Option<u64>, Stamp)> {
     let mut out = Vec::new();
     let Some(mut from) = prev_batch.map(str::to_owned) else {
         return out;
@@ -469,9 +497,12 @@ async fn fetch_gap(
         let chunk = reply.json["chunk"].as_array().cloned().unwrap_or_default();
         let mut reached = chunk.is_empty();
         for event in chunk {
-            match event["unsigned"]["io.axon.seq"].as_u64() {
-                Some(seq) if seq > last_seq => out.push(event),
-                _ => reached = true,
+            let seq = event["unsigned"]["io.axon.seq"].as_u64();
+            let stamp = serde_json::from_value::<Stamp>(event["content"].clone()).ok();
+            match (unseen(seq, stamp), stamp) {
+                (Some(true), Some(stamp)) => out.push((seq, stamp)),
+                (Some(true), None) | (None, _) => {}
+                (Some(false), _) => reached = true,
             }
         }
         match reply.json["end"].as_str() {
