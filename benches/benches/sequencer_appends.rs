@@ -3,7 +3,7 @@
 //! per second at 256): 16 shards served by one writer (the server's
 //! default), 16 shards with a writer each, and one shard.
 //! Each iteration is one acknowledged append; with N senders, N appends are
-//! in flight at once.
+//! in flight at once. The allocator is the server's (mimalloc).
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
@@ -16,6 +16,9 @@ use axon_core::{
 };
 use axon_storage::{EmbeddedOptions, EmbeddedStore};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A sequencer on a fresh store in `dir`, with 64 rooms made by `alice`.
 async fn start(
