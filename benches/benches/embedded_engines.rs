@@ -296,7 +296,7 @@ fn store_concurrent_commits(c: &mut Criterion) {
                                 let first = next[t as usize].fetch_add(n as u64, Ordering::Relaxed);
                                 let events = (first..first + n as u64)
                                     .map(|seq| Event {
-                                        event_id: EventId::random(),
+                                        event_id: EventId::generate(),
                                         room_id: room.clone(),
                                         sender: sender.clone(),
                                         event_type: "m.room.message".into(),

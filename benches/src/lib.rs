@@ -19,7 +19,7 @@ use bytes::Bytes;
 /// A typical chat message event of about 200 bytes of content.
 pub fn sample_event(room: &RoomId, seq: u64) -> Event {
     Event {
-        event_id: EventId::random(),
+        event_id: EventId::generate(),
         room_id: room.clone(),
         sender: UserId::parse("@alice:bench.example").expect("valid user id literal"),
         event_type: "m.room.message".into(),

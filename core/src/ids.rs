@@ -274,9 +274,18 @@ impl EventId {
         Ok(Self(s.into()))
     }
 
-    /// A fresh random event id: 128 random bits, URL-safe base64.
-    pub fn random() -> Self {
-        Self(format!("${}", random_opaque(16)).into())
+    /// A new event id: the time in milliseconds (48 bits as 12 hex digits)
+    /// then 80 random bits (URL-safe base64), 27 characters in all.
+    ///
+    /// Why the time first: the store indexes events by id, and ids made
+    /// about the same time now sort next to each other, so each new one
+    /// goes where the last ones went. Fully random ids landed anywhere in
+    /// the index, a cache miss at every level of its memtable: appends ran
+    /// at 70k/s with them and 89k/s with these (docs/benchmarks.md). The
+    /// time is no secret: every event carries `origin_server_ts`.
+    pub fn generate() -> Self {
+        let ms = crate::clock::now_ms() & 0xffff_ffff_ffff;
+        Self(format!("${ms:012x}{}", random_opaque(10)).into())
     }
 }
 
@@ -337,10 +346,21 @@ mod tests {
         assert_eq!(RoomId::parse(r.as_str()).unwrap(), r);
         assert!(RoomId::parse("!:x").is_err());
         assert!(RoomId::parse("#alias:x").is_err());
-        let e = EventId::random();
+        let e = EventId::generate();
         assert_eq!(EventId::parse(e.as_str()).unwrap(), e);
         assert!(EventId::parse("$").is_err());
         assert_eq!(DeviceId::random().as_str().len(), 10);
+    }
+
+    #[test]
+    fn generated_event_ids_sort_by_time_and_differ() {
+        let first = EventId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later: Vec<EventId> = (0..1000).map(|_| EventId::generate()).collect();
+        assert_eq!(first.as_str().len(), 27);
+        assert!(later.iter().all(|e| e > &first));
+        let distinct: std::collections::HashSet<_> = later.iter().collect();
+        assert_eq!(distinct.len(), later.len());
     }
 
     #[test]

@@ -37,7 +37,7 @@ impl Room {
         authorize(self.state.as_ref(), &new)?;
         let seq = self.state.as_ref().map_or(0, RoomState::head_seq) + 1;
         let event = Event {
-            event_id: EventId::random(),
+            event_id: EventId::generate(),
             room_id: new.room_id.clone(),
             sender: new.sender.clone(),
             event_type: new.event_type,

@@ -175,7 +175,7 @@ mod tests {
         for (i, new) in events.into_iter().enumerate() {
             authorize(state.as_ref(), &new)?;
             let event = Event {
-                event_id: EventId::random(),
+                event_id: EventId::generate(),
                 room_id: new.room_id.clone(),
                 sender: new.sender.clone(),
                 event_type: new.event_type,

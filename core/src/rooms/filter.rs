@@ -70,7 +70,7 @@ mod tests {
 
     fn event(event_type: &str, sender: &str) -> Event {
         Event {
-            event_id: EventId::random(),
+            event_id: EventId::generate(),
             room_id: RoomId::parse("!r:x").unwrap(),
             sender: UserId::parse(sender).unwrap(),
             event_type: event_type.into(),

@@ -229,7 +229,7 @@ mod tests {
     fn delivery(room: &RoomId, seq: u64) -> Delivery {
         RoutedEvent::encode(
             Event {
-                event_id: EventId::random(),
+                event_id: EventId::generate(),
                 room_id: room.clone(),
                 sender: UserId::parse("@a:x").unwrap(),
                 event_type: "m.room.message".into(),

@@ -224,7 +224,7 @@ mod tests {
     fn d(seq: u64) -> Delivery {
         RoutedEvent::encode(
             Event {
-                event_id: EventId::random(),
+                event_id: EventId::generate(),
                 room_id: RoomId::parse("!r:x").unwrap(),
                 sender: UserId::parse("@a:x").unwrap(),
                 event_type: "t".into(),

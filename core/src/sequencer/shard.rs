@@ -216,7 +216,7 @@ impl ShardSequencer {
             let seq = working.as_ref().map_or(0, RoomState::head_seq) + 1;
             let pos = first_pos + staged.len() as u64 + 1;
             let event = Event {
-                event_id: EventId::random(),
+                event_id: EventId::generate(),
                 room_id: room.clone(),
                 sender: new.sender.clone(),
                 event_type: new.event_type.clone(),

@@ -253,7 +253,7 @@ pub async fn receipts_replace_per_key<F: StoreFactory>(f: &F) {
         user_id: user(u),
         receipt_type: t.into(),
         thread_id: thread.map(Into::into),
-        event_id: EventId::random(),
+        event_id: EventId::generate(),
         ts,
     };
     assert!(ok("receipts", store.receipts(&a).await).is_empty());

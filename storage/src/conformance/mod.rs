@@ -114,7 +114,7 @@ pub fn user(n: u32) -> UserId {
 /// A message event at `seq` in `room` and `pos` in its shard's stream.
 pub fn message(room: &RoomId, seq: u64, pos: u64) -> Event {
     Event {
-        event_id: EventId::random(),
+        event_id: EventId::generate(),
         room_id: room.clone(),
         sender: user(0),
         event_type: types::MESSAGE.into(),

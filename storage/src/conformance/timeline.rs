@@ -308,7 +308,7 @@ pub async fn events_by_id<F: StoreFactory>(f: &F) {
             Some(e)
         );
     }
-    assert_eq!(ok("event", store.event(&EventId::random()).await), None);
+    assert_eq!(ok("event", store.event(&EventId::generate()).await), None);
 }
 
 /// The state index holds the latest event per (type, state key), only
@@ -497,7 +497,7 @@ pub async fn txn_records_are_stored_with_the_batch<F: StoreFactory>(f: &F) {
         "the event names the transaction that sent it"
     );
     assert_eq!(
-        ok("event_txn", store.event_txn(&EventId::random()).await),
+        ok("event_txn", store.event_txn(&EventId::generate()).await),
         None
     );
     let other_txn = TxnKey {
@@ -656,7 +656,7 @@ pub async fn reopen_keeps_everything<F: StoreFactory>(f: &F) {
         user_id: alice.clone(),
         receipt_type: "m.read".into(),
         thread_id: None,
-        event_id: EventId::random(),
+        event_id: EventId::generate(),
         ts: 2,
     };
     let data = AccountDataRecord {

@@ -44,7 +44,7 @@ mod tests {
 
     fn event(seq: u64, state_key: Option<String>, content: Vec<u8>) -> Event {
         Event {
-            event_id: EventId::random(),
+            event_id: EventId::generate(),
             room_id: RoomId::parse("!room:example.org").expect("valid room id"),
             sender: UserId::parse("@alice:example.org").expect("valid user id"),
             event_type: "m.room.message".into(),

@@ -384,7 +384,7 @@ mod tests {
 
     fn state_event(event_type: &str, key: &str, content: &'static str, seq: u64) -> Event {
         Event {
-            event_id: EventId::random(),
+            event_id: EventId::generate(),
             room_id: RoomId::parse("!r:x").unwrap(),
             sender: user("alice"),
             event_type: event_type.into(),
