@@ -6,10 +6,11 @@
 //! - [`writer`] — the writer task: takes every request waiting in its queue
 //!   as one batch (group commit) and writes what all its shards staged in one
 //!   durable store write; only then do the shards publish to the router and
-//!   answer the senders. While a write is in flight new requests queue up and
-//!   form the next batch, so the batch size grows with load and fsyncs are
-//!   shared by many events. One writer serves all shards by default
-//!   ([`SequencerConfig::writers`]).
+//!   answer the senders. While a write is in flight the writer checks and
+//!   stages new requests into the next batch, which goes to the store as
+//!   soon as the write before it has ended, so the batch size grows with load
+//!   and fsyncs are shared by many events. One writer serves all shards by
+//!   default ([`SequencerConfig::writers`]).
 //! - [`shard`] — one shard's sequencing: checks each event against the
 //!   room's state ([`authorize`](crate::room::authorize)), assigns dense
 //!   `seq` per room and `pos` per shard. Each shard has exactly one writer.

@@ -2,6 +2,13 @@
 //! position. A [`Writer`](super::writer::Writer) drives it: stages requests
 //! into the batch, prepares the batch for the store, and finishes it once
 //! the write has ended.
+//!
+//! The writer stages the next batch while the previous one is being
+//! written, so the working states run one batch ahead of what is durable.
+//! What readers see is taken at [`ShardSequencer::prepare`] (the room
+//! states as of that batch) and published at [`ShardSequencer::finish`];
+//! a retried transaction whose first send is in the write in flight is
+//! answered from that write ([`Answer::Retry`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,8 +33,9 @@ pub(super) struct Prepared {
     /// What the store writes; `None` when the shard has nothing to write.
     pub(super) batch: Option<Arc<CommitBatch>>,
     answers: Vec<(AppendReply, Answer)>,
-    /// Rooms whose state (not just head) changed, to republish to readers.
-    state_changed: Vec<RoomId>,
+    /// Room states (not just heads) this batch changed, as it leaves them:
+    /// published to readers once it is durable.
+    states: Vec<Arc<RoomState>>,
 }
 
 /// Where one request's answer comes from once the batch is durable.
@@ -37,6 +45,18 @@ enum Answer {
     Staged(Vec<(usize, bool)>),
     /// Known before the write: refused, or a retry of a stored transaction.
     Ready(Result<Vec<Appended>, AppendError>),
+    /// A retry of a transaction in the write before this batch's: it stood
+    /// if this batch is written (a failed write stops the shard, so a
+    /// written batch means the one before it was written too).
+    Retry(Appended),
+}
+
+/// The shard's batch in the store write now in flight: where a retried
+/// transaction of the batch being staged finds its first send.
+struct InFlight {
+    batch: Arc<CommitBatch>,
+    /// Transaction → index of its event in `batch.events`.
+    txn_index: HashMap<TxnKey, usize>,
 }
 
 /// One shard's sequencer; owns the working state of the shard's rooms.
@@ -52,6 +72,8 @@ pub(super) struct ShardSequencer {
     /// Working state of rooms this shard has touched; `None` is "known not to
     /// exist" and is never cached across batches.
     rooms: HashMap<RoomId, RoomState>,
+    /// This shard's part of the write in flight, if it has transactions.
+    in_flight: Option<InFlight>,
     failed: Option<String>,
     encoder: axon_schemas::FrameEncoder,
 }
@@ -99,6 +121,7 @@ impl ShardSequencer {
             shared,
             head,
             rooms: HashMap::new(),
+            in_flight: None,
             failed: None,
             encoder: axon_schemas::FrameEncoder::new(),
         }
@@ -173,6 +196,9 @@ impl ShardSequencer {
             };
             if let Some(&index) = staging.txn_index.get(&key) {
                 return Answer::Staged(vec![(index, true)]);
+            }
+            if let Some(first) = self.in_flight_txn(&key) {
+                return Answer::Retry(first);
             }
             match self.store.txn(&key).await {
                 Ok(Some(record)) => {
@@ -266,16 +292,36 @@ impl ShardSequencer {
         Answer::Staged(indices)
     }
 
+    /// The first send of a transaction in the write in flight.
+    fn in_flight_txn(&self, key: &TxnKey) -> Option<Appended> {
+        let in_flight = self.in_flight.as_ref()?;
+        let event = in_flight.batch.events.get(*in_flight.txn_index.get(key)?)?;
+        Some(Appended {
+            event_id: event.event_id.clone(),
+            seq: event.seq,
+            pos: event.pos,
+            origin_server_ts: event.origin_server_ts,
+            deduplicated: true,
+        })
+    }
+
+    /// Whether a failed write has stopped this shard.
+    pub(super) fn has_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
     /// Turns a staged batch into the store's batch (`None` when nothing is
     /// to be written: only refusals and stored retries) and what
-    /// [`Self::finish`] needs once the write has ended.
-    pub(super) fn prepare(&self, staging: Staging) -> Prepared {
+    /// [`Self::finish`] needs once the write has ended. The batch is the
+    /// shard's part of the next write: its transactions answer retries
+    /// until it is finished.
+    pub(super) fn prepare(&mut self, staging: Staging) -> Prepared {
         let Staging {
             events,
             txns,
+            txn_index,
             answers,
             state_changed,
-            ..
         } = staging;
         let batch = (!events.is_empty()).then(|| {
             Arc::new(CommitBatch {
@@ -284,10 +330,22 @@ impl ShardSequencer {
                 txns,
             })
         });
+        self.in_flight = batch
+            .as_ref()
+            .filter(|_| !txn_index.is_empty())
+            .map(|batch| InFlight {
+                batch: Arc::clone(batch),
+                txn_index,
+            });
+        let states = state_changed
+            .iter()
+            .filter_map(|room| self.rooms.get(room))
+            .map(|state| Arc::new(state.clone()))
+            .collect();
         Prepared {
             batch,
             answers,
-            state_changed,
+            states,
         }
     }
 
@@ -297,26 +355,26 @@ impl ShardSequencer {
     /// harmless: a stopped shard takes no more writes, and readers only see
     /// states published after a successful commit.
     pub(super) fn finish(&mut self, prepared: Prepared, result: Result<(), &StoreError>) {
+        self.in_flight = None;
         let Prepared {
             batch,
             answers,
-            state_changed,
+            states,
         } = prepared;
         let Some(batch) = batch else {
-            return Self::answer(answers, &[]);
+            // Nothing of this shard's was in the write; retries of the write
+            // before stand as that write went.
+            return if self.failed.is_some() {
+                self.refuse(answers)
+            } else {
+                Self::answer(answers, &[])
+            };
         };
         if let Err(e) = result {
             let reason = format!("shard {} stopped after a failed write: {e}", self.shard);
             tracing::error!(shard = %self.shard, error = %e, "durable write failed; shard stops taking writes");
-            self.failed = Some(reason.clone());
-            for (reply, answer) in answers {
-                let r = match answer {
-                    Answer::Ready(r) => r,
-                    Answer::Staged(_) => Err(AppendError::Unavailable(reason.clone())),
-                };
-                let _ = reply.send(r);
-            }
-            return;
+            self.failed = Some(reason);
+            return self.refuse(answers);
         }
         // The store has dropped its reference by now; clone only if not.
         let events = Arc::try_unwrap(batch).map_or_else(|b| b.events.clone(), |b| b.events);
@@ -326,10 +384,8 @@ impl ShardSequencer {
             self.head.store(last.pos, Ordering::Release);
         }
         let shared = self.shared.pin();
-        for room in &state_changed {
-            if let Some(state) = self.rooms.get(room) {
-                shared.insert(room.clone(), Arc::new(state.clone()));
-            }
+        for state in states {
+            shared.insert(state.room_id().clone(), state);
         }
         drop(shared);
         let appended: Vec<Appended> = events
@@ -370,10 +426,34 @@ impl ShardSequencer {
         Self::answer(answers, &appended);
     }
 
+    /// A batch staged before its shard stopped: not written; whatever it
+    /// would have stored is refused.
+    pub(super) fn abandon(&mut self, prepared: Prepared) {
+        self.in_flight = None;
+        self.refuse(prepared.answers);
+    }
+
+    /// Answers a batch that was not written: its staged events and retries
+    /// of the write before it are refused with the shard's failure; answers
+    /// known before the write stand.
+    fn refuse(&self, answers: Vec<(AppendReply, Answer)>) {
+        let reason = self.failed.as_deref().unwrap_or("the write failed");
+        for (reply, answer) in answers {
+            let r = match answer {
+                Answer::Ready(r) => r,
+                Answer::Staged(_) | Answer::Retry(_) => {
+                    Err(AppendError::Unavailable(reason.to_owned()))
+                }
+            };
+            let _ = reply.send(r);
+        }
+    }
+
     fn answer(answers: Vec<(AppendReply, Answer)>, appended: &[Appended]) {
         for (reply, answer) in answers {
             let r = match answer {
                 Answer::Ready(r) => r,
+                Answer::Retry(first) => Ok(vec![first]),
                 Answer::Staged(indices) => Ok(indices
                     .into_iter()
                     .map(|(i, dedup)| Appended {
