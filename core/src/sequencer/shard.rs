@@ -53,7 +53,7 @@ enum Answer {
 
 /// The shard's batch in the store write now in flight: where a retried
 /// transaction of the batch being staged finds its first send.
-struct InFlight {
+struct InFlightBatch {
     batch: Arc<CommitBatch>,
     /// Transaction → index of its event in `batch.events`.
     txn_index: HashMap<TxnKey, usize>,
@@ -73,7 +73,7 @@ pub(super) struct ShardSequencer {
     /// exist" and is never cached across batches.
     rooms: HashMap<RoomId, RoomState>,
     /// This shard's part of the write in flight, if it has transactions.
-    in_flight: Option<InFlight>,
+    in_flight: Option<InFlightBatch>,
     failed: Option<String>,
     encoder: axon_schemas::FrameEncoder,
 }
@@ -333,7 +333,7 @@ impl ShardSequencer {
         self.in_flight = batch
             .as_ref()
             .filter(|_| !txn_index.is_empty())
-            .map(|batch| InFlight {
+            .map(|batch| InFlightBatch {
                 batch: Arc::clone(batch),
                 txn_index,
             });

@@ -118,8 +118,8 @@ impl Writer {
                     None => break,
                 }
             }
-            staged += self.take_waiting(&mut rx, staged, &mut stopping).await;
-            in_flight = self.start_write(staged);
+            self.take_waiting(&mut rx, staged, &mut stopping).await;
+            in_flight = self.start_write();
             staged = 0;
         }
         // Refuse whatever is still queued; senders see ShuttingDown.
@@ -182,7 +182,7 @@ impl Writer {
 
     /// Hands what every shard staged to the store as one write; `None` when
     /// there is nothing to write (the requests are answered at once).
-    fn start_write(&mut self, events: usize) -> Option<InFlight> {
+    fn start_write(&mut self) -> Option<InFlight> {
         let mut prepared = Vec::new();
         for (i, staging) in self.staging.iter_mut().enumerate() {
             if staging.is_empty() {
@@ -207,6 +207,7 @@ impl Writer {
             }
             return None;
         }
+        let events = batches.iter().map(|b| b.events.len()).sum();
         let store = Arc::clone(&self.store);
         Some(InFlight {
             write: Box::pin(async move { store.append_batches(batches).await }),

@@ -96,11 +96,10 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
         .await?;
 
     // Receivers: one /sync loop per user.
-    let start_ns = payload::now_ns();
     // Stamps count from here: Matrix content keeps integers within
     // ±(2^53 - 1) (canonical JSON; Synapse refuses others), and Unix
     // nanoseconds are past that.
-    let epoch_ns = start_ns;
+    let start_ns = payload::now_ns();
     let delivery = Series::new(start_ns);
     let acks = Series::new(start_ns);
     let mut receivers = JoinSet::new();
@@ -114,7 +113,7 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
             sources.next(),
             user.clone(),
             rooms[i % rooms.len()].clone(),
-            epoch_ns,
+            start_ns,
             delivery.local(),
             s,
             Arc::clone(&run.live),
@@ -160,7 +159,7 @@ pub async fn run(mut run: Run, args: MatrixArgs) -> anyhow::Result<Report> {
                 payload: args.payload,
                 interval,
                 deadline,
-                epoch_ns,
+                epoch_ns: start_ns,
             },
             acks.local(),
             Arc::clone(&acked),

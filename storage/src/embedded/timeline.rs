@@ -13,7 +13,7 @@ use axon_core::room::Membership;
 use axon_core::shard::ShardId;
 use axon_core::store::{CommitBatch, Direction, ShardRead, TimelineStore, TxnKey, TxnRecord};
 
-use fjall::{OwnedWriteBatch, Readable, Snapshot};
+use fjall::{Readable, Snapshot};
 
 use super::{EmbeddedStore, Inner, codec, keys, kv, read};
 
@@ -74,18 +74,7 @@ impl Inner {
             let _guard = self.append_lock.lock();
             let latest = self.latest();
             let ks = &self.ks;
-            // Sized up front: growing the list of records by doubling was
-            // 13 % of the appends bench's samples in a profile, most of it
-            // the kernel zeroing fresh pages (throughput did not move
-            // measurably either way).
-            // At most: per event its record, two indexes, a state, a
-            // membership or a redaction entry and its room's head; per
-            // transaction two records; per shard its head.
-            let records: usize = batches
-                .iter()
-                .map(|b| 7 * b.events.len() + 2 * b.txns.len() + 1)
-                .sum();
-            let mut wb = OwnedWriteBatch::with_capacity(self.db.clone(), records);
+            let mut wb = self.db.batch();
             let mut heads: HashMap<&RoomId, u64> = HashMap::new();
             let mut shard_heads: HashMap<ShardId, u64> = HashMap::new();
             for batch in batches {
