@@ -24,7 +24,7 @@ use axon_matrix::MatrixApi;
 use axon_transport::quic::QuicFace;
 use axon_transport::ws::WsFace;
 use axon_transport::{ConnectionTracker, FaceKind, Timeouts};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -88,9 +88,25 @@ pub struct Server {
     data_dir: DataDir,
 }
 
-async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
+/// Connections that may wait for `accept` on a listener (the kernel caps it
+/// at `net.core.somaxconn`). tokio's `TcpListener::bind` asks for 128: a
+/// burst of a few hundred connects overflowed that, the kernel dropped the
+/// SYNs, and those clients retried a second later (handshake p90 1.02 s
+/// with 2,000 connections opened 200 at a time, docs/benchmarks.md).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen()
         .with_context(|| format!("cannot listen on {addr} ({key}); is another process using it?"))
 }
 
@@ -107,9 +123,9 @@ impl Server {
         let data_dir = DataDir::open(&config.data_dir)?;
         data_dir.check_shards(config.sequencer.shards)?;
 
-        let admin_listener = bind("listen.admin", config.listen.admin).await?;
-        let http_listener = bind("listen.http", config.listen.http).await?;
-        let https_listener = bind("listen.https", config.listen.https).await?;
+        let admin_listener = bind("listen.admin", config.listen.admin)?;
+        let http_listener = bind("listen.http", config.listen.http)?;
+        let https_listener = bind("listen.https", config.listen.https)?;
         let addrs = BoundAddrs {
             http: http_listener.local_addr()?,
             https: https_listener.local_addr()?,
