@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axon_core::UserId;
-use governor::clock::{Clock as _, DefaultClock};
+use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::RateLimit;
@@ -44,7 +44,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             limiter.retain_recent();
         }
         limiter.check_key(key).map_err(|not_until| {
-            let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+            let retry_after = not_until.wait_time_from(limiter.clock().now());
             MatrixError::LimitExceeded { retry_after }
         })
     }
