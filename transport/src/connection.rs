@@ -135,22 +135,33 @@ pub fn drive<'a, I: FrameIo + 'a>(
             frames_out,
             bytes_out,
         } = traffic;
+        // One timer for both deadlines: every timer in the select is state
+        // that each idle connection's task carries. It is made once and
+        // never set later than the deadline it stands for; an inbound frame
+        // only moves `idle_deadline`, and a timer that fires early is set
+        // again. (A timer made per wake-up was 2.7 % of the server's CPU.)
+        let timer = tokio::time::sleep_until(handshake_deadline.min(idle_deadline));
+        tokio::pin!(timer);
         loop {
-            // One timer for both deadlines: every timer in the select is
-            // state that each idle connection's task carries.
             let handshaking = !session.is_open() && handshake_deadline < idle_deadline;
             let deadline = if handshaking {
                 handshake_deadline
             } else {
                 idle_deadline
             };
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
             let step: Result<(), CloseReason> = tokio::select! {
                 biased;
                 () = shutting_down(&mut shutdown) => Err(session.farewell(
                     &mut out,
                     CloseReason::resumable(ErrorCode::ShuttingDown, "the server is shutting down; resume elsewhere or later"),
                 )),
-                _ = tokio::time::sleep_until(deadline) => if handshaking {
+                () = &mut timer => if timer.deadline() < deadline {
+                    timer.as_mut().reset(deadline);
+                    Ok(())
+                } else if handshaking {
                     metrics::counter!("axon_handshake_failures_total", "reason" => "timeout").increment(1);
                     Err(session.farewell(&mut out, CloseReason::fatal(ErrorCode::HandshakeTimeout, "no Hello in time")))
                 } else {

@@ -3,8 +3,9 @@
 //! the handshake, bad frames, subscribe with replay and resume, sends and
 //! their idempotency, live delivery, the end of a subscription with the
 //! membership, history paging, receipts, and the limits (send rate, lag,
-//! subscriptions). No sockets: these are the rules both faces share, and
-//! what `docs/protocol.md` promises a client.
+//! subscriptions), and the connection loop's handshake and idle deadlines.
+//! No sockets: these are the rules both faces share, and what
+//! `docs/protocol.md` promises a client.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use axon_schemas::{
     PresenceState, Receipt, ResumePosition, SendEvent, ServerFrame, Subscribe, Typing, Unsubscribe,
 };
 use axon_storage::{EmbeddedOptions, EmbeddedStore};
+use axon_transport::tracker::TrafficCounters;
+use axon_transport::{FrameIo, IoError, Timeouts, drive};
 use bytes::Bytes;
 
 /// How long a test waits for live events before it fails (a hang guard,
@@ -2110,4 +2113,146 @@ async fn presence_reaches_rooms_shared_with_the_user_and_goes_offline_with_the_l
         h.services.ephemeral.presence.get(&alice).state,
         axon_core::ephemeral::PresenceState::Offline
     );
+}
+
+// ---------------------------------------------------------------------------
+// The connection loop's deadlines ([`axon_transport::drive`]), over a
+// connection without a socket.
+
+/// Inbound frames from a channel; outbound frames and the close reported.
+struct MemoryIo {
+    inbound: tokio::sync::mpsc::Receiver<Bytes>,
+    sent: tokio::sync::mpsc::UnboundedSender<Got>,
+    closed: Option<tokio::sync::oneshot::Sender<Option<CloseReason>>>,
+}
+
+impl FrameIo for MemoryIo {
+    async fn recv(&mut self) -> Result<Option<Bytes>, IoError> {
+        Ok(self.inbound.recv().await)
+    }
+
+    async fn send(&mut self, out: &mut Vec<Bytes>) -> Result<(), IoError> {
+        for frame in out.drain(..) {
+            let _ = self.sent.send(decode_one(&frame));
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, reason: Option<&CloseReason>) {
+        if let Some(closed) = self.closed.take() {
+            let _ = closed.send(reason.cloned());
+        }
+    }
+}
+
+/// A connection driven by [`drive`] with `timeouts`: the sender of its
+/// inbound frames, what it writes, and its close.
+struct Driven {
+    inbound: tokio::sync::mpsc::Sender<Bytes>,
+    sent: tokio::sync::mpsc::UnboundedReceiver<Got>,
+    closed: tokio::sync::oneshot::Receiver<Option<CloseReason>>,
+    _shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Driven {
+    fn start(h: &Harness, timeouts: Timeouts) -> Self {
+        let (inbound, inbound_rx) = tokio::sync::mpsc::channel(16);
+        let (sent_tx, sent) = tokio::sync::mpsc::unbounded_channel();
+        let (closed_tx, closed) = tokio::sync::oneshot::channel();
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let io = MemoryIo {
+            inbound: inbound_rx,
+            sent: sent_tx,
+            closed: Some(closed_tx),
+        };
+        let session = h.session(SessionConfig::default());
+        tokio::spawn(async move {
+            let traffic: &'static TrafficCounters = Box::leak(Box::new(TrafficCounters {
+                frames_in: metrics::Counter::noop(),
+                bytes_in: metrics::Counter::noop(),
+                frames_out: metrics::Counter::noop(),
+                bytes_out: metrics::Counter::noop(),
+            }));
+            drive(session, io, timeouts, shutdown_rx, traffic).await;
+        });
+        Self {
+            inbound,
+            sent,
+            closed,
+            _shutdown: shutdown,
+        }
+    }
+
+    async fn frame(&self, frame: &ClientFrame<'_>) {
+        self.inbound
+            .send(axon_schemas::encode_client(frame))
+            .await
+            .expect("the connection reads");
+    }
+
+    /// The next frame the connection wrote.
+    async fn next(&mut self) -> Got {
+        tokio::time::timeout(WAIT, self.sent.recv())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+    }
+
+    /// Waits for the close; its reason.
+    async fn close(self) -> CloseReason {
+        tokio::time::timeout(WAIT, self.closed)
+            .await
+            .expect("closed in time")
+            .expect("closed, not dropped")
+            .expect("closed with a reason")
+    }
+}
+
+#[tokio::test]
+async fn no_hello_by_the_handshake_deadline_closes_the_connection() {
+    let h = Harness::new().await;
+    let driven = Driven::start(
+        &h,
+        Timeouts {
+            handshake: Duration::from_millis(200),
+            idle: Duration::from_secs(600),
+        },
+    );
+    let reason = driven.close().await;
+    assert_eq!(reason.code, ErrorCode::HandshakeTimeout);
+    assert!(!reason.resumable);
+}
+
+#[tokio::test]
+async fn frames_keep_a_connection_past_its_idle_timeout_and_silence_ends_it() {
+    let h = Harness::new().await;
+    let (_, token) = h.user("pinger").await;
+    let idle = Duration::from_millis(500);
+    let mut driven = Driven::start(
+        &h,
+        Timeouts {
+            handshake: Duration::from_secs(600),
+            idle,
+        },
+    );
+    driven.frame(&hello(&token)).await;
+    assert!(matches!(driven.next().await, Got::Welcome { .. }));
+    // Pings at a fifth of the idle timeout, over four idle timeouts: the
+    // deadline moves with each one, and the connection stays open.
+    for nonce in 1..=20 {
+        driven.frame(&ClientFrame::Ping(Ping { nonce })).await;
+        assert_eq!(driven.next().await, Got::Pong(nonce));
+        tokio::time::sleep(idle / 5).await;
+    }
+    assert!(
+        matches!(
+            driven.closed.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ),
+        "closed while pinging"
+    );
+    // Then silence: the idle close, which a client may resume from.
+    let reason = driven.close().await;
+    assert!(reason.resumable);
+    assert!(reason.message.contains("idle"), "{}", reason.message);
 }
