@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axon_core::router::Delivery;
 use axon_core::{CloseReason, Services, Session, SessionConfig};
 use axon_schemas::ErrorCode;
 use bytes::Bytes;
@@ -267,6 +268,21 @@ where
         for frame in out.drain(..) {
             self.ws
                 .feed(Message::Binary(frame))
+                .await
+                .map_err(|e| IoError::Lost(e.to_string()))?;
+        }
+        self.ws
+            .flush()
+            .await
+            .map_err(|e| IoError::Lost(e.to_string()))
+    }
+
+    /// Like [`send`](Self::send), straight from the deliveries: no list
+    /// of frames is built per write.
+    async fn send_events(&mut self, events: &mut Vec<Delivery>) -> Result<(), IoError> {
+        for delivery in events.drain(..) {
+            self.ws
+                .feed(Message::Binary(delivery.frame.clone()))
                 .await
                 .map_err(|e| IoError::Lost(e.to_string()))?;
         }

@@ -166,12 +166,20 @@ impl Feed {
         self.live.clear();
         match self.sub.queue.try_drain(&mut self.live) {
             QueueSignal::Items => {
-                let live = std::mem::take(&mut self.live);
-                for d in &live {
-                    self.accept(d, out).await?;
+                // Moved, not cloned: each delivery's count is shared by
+                // every subscriber, and touching it costs a contended
+                // cache line per delivery.
+                let mut live = std::mem::take(&mut self.live);
+                let mut accepted = Ok(());
+                for d in live.drain(..) {
+                    accepted = self.accept(d, out).await;
+                    if accepted.is_err() {
+                        break;
+                    }
                 }
+                live.clear();
                 self.live = live;
-                self.live.clear();
+                accepted?;
             }
             QueueSignal::Lagged => {
                 self.lags += 1;
@@ -198,19 +206,15 @@ impl Feed {
         Ok(())
     }
 
-    async fn accept(&mut self, d: &Delivery, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
+    async fn accept(&mut self, d: Delivery, out: &mut Vec<Delivery>) -> Result<(), FeedError> {
         let room = &d.event.room_id;
-        match self.cursor.check(room, d.event.seq) {
-            CursorVerdict::Deliver => {
-                self.cursor.advance(room, d.event.seq);
-                out.push(Arc::clone(d));
-            }
+        match self.cursor.offer(room, d.event.seq) {
+            CursorVerdict::Deliver => out.push(d),
             CursorVerdict::Duplicate => {}
             CursorVerdict::Gap { to, .. } => {
                 self.replay(room, to, out).await?;
-                if self.cursor.check(room, d.event.seq) == CursorVerdict::Deliver {
-                    self.cursor.advance(room, d.event.seq);
-                    out.push(Arc::clone(d));
+                if self.cursor.offer(room, d.event.seq) == CursorVerdict::Deliver {
+                    out.push(d);
                 }
             }
         }
@@ -270,8 +274,7 @@ impl Feed {
                 .into());
             }
             for event in page {
-                if self.cursor.check(room, event.seq) == CursorVerdict::Deliver {
-                    self.cursor.advance(room, event.seq);
+                if self.cursor.offer(room, event.seq) == CursorVerdict::Deliver {
                     out.push(with_encoder(|e| RoutedEvent::encode(event, e)));
                 }
             }

@@ -78,9 +78,10 @@ type SubscriberList = ArcSwap<Vec<Subscriber>>;
 /// Counts of one publish.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PublishStats {
-    /// Queues that accepted the event.
+    /// Deliveries queued: events × queues that accepted them.
     pub delivered: usize,
-    /// Queues that were full, or already lagged, and will catch up from storage.
+    /// Deliveries not queued because a queue was full, or already lagged;
+    /// its consumer will catch up from storage.
     pub lagged: usize,
 }
 
@@ -175,6 +176,14 @@ impl RoomRouter {
     /// Callers publish a room's events in `seq` order (the room's sequencer
     /// does), so every queue receives them in order.
     pub fn publish(&self, room: &RoomId, delivery: &Delivery) -> PublishStats {
+        self.publish_run(room, std::slice::from_ref(delivery))
+    }
+
+    /// Hands a run of `room`'s events (in `seq` order) to every subscriber
+    /// of `room`: one lock and at most one wake-up per subscriber for the
+    /// whole run, so a subscriber's writer sends the run in one socket write
+    /// rather than racing the publisher event by event.
+    pub fn publish_run(&self, room: &RoomId, run: &[Delivery]) -> PublishStats {
         let rooms = self.rooms.pin();
         let Some(list) = rooms.get(room) else {
             return PublishStats::default();
@@ -182,9 +191,9 @@ impl RoomRouter {
         let subs = list.load();
         let mut stats = PublishStats::default();
         for sub in subs.iter() {
-            match sub.queue.push(delivery) {
-                PushOutcome::Queued => stats.delivered += 1,
-                PushOutcome::Lagged | PushOutcome::AlreadyLagged => stats.lagged += 1,
+            match sub.queue.push_run(run) {
+                PushOutcome::Queued => stats.delivered += run.len(),
+                PushOutcome::Lagged | PushOutcome::AlreadyLagged => stats.lagged += run.len(),
                 PushOutcome::Closed => {}
             }
         }
@@ -268,6 +277,28 @@ mod tests {
         assert_eq!(router.subscriber_count(&a), 0);
         assert_eq!(router.room_count(), 1);
         assert_eq!(router.publish(&a, &delivery(&a, 2)).delivered, 0);
+    }
+
+    #[test]
+    fn a_run_counts_each_event_for_each_queue() {
+        let router = RoomRouter::new();
+        let a = RoomId::parse("!a:x").unwrap();
+        let roomy = router.new_subscriber(8);
+        let small = router.new_subscriber(2);
+        router.subscribe(&a, &roomy);
+        router.subscribe(&a, &small);
+        let run: Vec<Delivery> = (1..=3).map(|seq| delivery(&a, seq)).collect();
+        assert_eq!(
+            router.publish_run(&a, &run),
+            PublishStats {
+                delivered: 3,
+                lagged: 3
+            }
+        );
+        let mut out = Vec::new();
+        assert_eq!(roomy.queue.try_drain(&mut out), QueueSignal::Items);
+        assert_eq!(out.len(), 3);
+        assert_eq!(small.queue.try_drain(&mut out), QueueSignal::Lagged);
     }
 
     #[test]

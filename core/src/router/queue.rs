@@ -83,6 +83,15 @@ impl SubscriberQueue {
 
     /// Queues a delivery without waiting.
     pub fn push(&self, delivery: &Delivery) -> PushOutcome {
+        self.push_run(std::slice::from_ref(delivery))
+    }
+
+    /// Queues a run of deliveries (one room's, in `seq` order) without
+    /// waiting, under one lock and with at most one wake-up, so the consumer
+    /// finds the whole run when it wakes and writes it at once. A run that
+    /// does not fit lags the queue, as pushing its deliveries one by one
+    /// would have.
+    pub fn push_run(&self, run: &[Delivery]) -> PushOutcome {
         let mut inner = self.inner.lock();
         if inner.closed {
             return PushOutcome::Closed;
@@ -90,7 +99,7 @@ impl SubscriberQueue {
         if inner.lagged {
             return PushOutcome::AlreadyLagged;
         }
-        if inner.items.len() >= self.capacity {
+        if inner.items.len() + run.len() > self.capacity {
             inner.lagged = true;
             inner.items = VecDeque::new();
             drop(inner);
@@ -99,10 +108,10 @@ impl SubscriberQueue {
             return PushOutcome::Lagged;
         }
         let was_empty = inner.items.is_empty();
-        inner.items.push_back(Arc::clone(delivery));
+        inner.items.extend(run.iter().cloned());
         drop(inner);
         // Only the transition from empty wakes the consumer: it drains all.
-        if was_empty {
+        if was_empty && !run.is_empty() {
             self.notify.notify_one();
         }
         PushOutcome::Queued
@@ -276,6 +285,25 @@ mod tests {
         assert_eq!(q.push(&d(1)), PushOutcome::Queued);
         q.close();
         assert!(!q.push_ephemeral(&Bytes::from_static(b"x")));
+    }
+
+    #[test]
+    fn a_run_is_queued_whole_or_lags_the_queue() {
+        let q = SubscriberQueue::new(4);
+        assert_eq!(q.push_run(&[d(1), d(2), d(3)]), PushOutcome::Queued);
+        assert_eq!(q.push_run(&[]), PushOutcome::Queued);
+        let mut out = Vec::new();
+        assert_eq!(q.try_drain(&mut out), QueueSignal::Items);
+        let seqs: Vec<u64> = out.iter().map(|d| d.event.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(q.push(&d(4)), PushOutcome::Queued);
+        // Four would fit, five do not: the queue lags and frees what it held.
+        assert_eq!(q.push_run(&[d(5), d(6), d(7), d(8)]), PushOutcome::Lagged);
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.push_run(&[d(9)]), PushOutcome::AlreadyLagged);
+        out.clear();
+        assert_eq!(q.try_drain(&mut out), QueueSignal::Lagged);
+        assert!(out.is_empty());
     }
 
     #[tokio::test]

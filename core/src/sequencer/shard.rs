@@ -21,7 +21,7 @@ use crate::clock::now_ms;
 use crate::event::{Event, NewEvent, types};
 use crate::ids::{EventId, RoomId, UserId};
 use crate::room::{RoomState, authorize};
-use crate::router::{RoomRouter, RoutedEvent};
+use crate::router::{Delivery, RoomRouter, RoutedEvent};
 use crate::shard::ShardId;
 use crate::store::{CommitBatch, StoreError, TimelineStore, TxnKey, TxnRecord};
 
@@ -398,26 +398,30 @@ impl ShardSequencer {
                 deduplicated: false,
             })
             .collect();
+        // Encoded first, then published a room's run at a time: each
+        // subscriber is woken once per run and finds all of it.
+        let routed: Vec<Delivery> = events
+            .into_iter()
+            .map(|event| RoutedEvent::encode(event, &mut self.encoder))
+            .collect();
         let mut delivered = 0;
-        for event in events {
-            let room = event.room_id.clone();
+        for run in routed.chunk_by(|a, b| a.event.room_id == b.event.room_id) {
+            delivered += self
+                .router
+                .publish_run(&run[0].event.room_id, run)
+                .delivered;
             // A member event about a user who does not subscribe to the room
             // yet (an invite, a join from another device) must still wake
             // that user's `/sync`.
-            let target = (event.event_type == types::MEMBER)
-                .then(|| {
-                    event
-                        .state_key
-                        .as_deref()
-                        .and_then(|k| UserId::parse(k).ok())
-                })
-                .flatten();
-            delivered += self
-                .router
-                .publish(&room, &RoutedEvent::encode(event, &mut self.encoder))
-                .delivered;
-            if let Some(user) = target {
-                self.router.users().signal(&user);
+            for member in run.iter().filter(|d| d.event.event_type == types::MEMBER) {
+                if let Some(user) = member
+                    .event
+                    .state_key
+                    .as_deref()
+                    .and_then(|k| UserId::parse(k).ok())
+                {
+                    self.router.users().signal(&user);
+                }
             }
         }
         // Counted once per batch: a counter touched per delivery would be a
