@@ -332,6 +332,24 @@ impl Client {
         inbox.taken.pop()
     }
 
+    /// Waits for events and moves up to `max` of them (at least one) into
+    /// `out`, in the order [`next_event`](Self::next_event) would return
+    /// them; returns how many. 0 once the client is closed and every
+    /// received event was read. For readers that handle events in batches:
+    /// one lock and one wake-up per batch.
+    pub async fn next_events(&self, out: &mut Vec<Event>, max: usize) -> usize {
+        let max = max.max(1);
+        let mut inbox = self.inner.events.lock().await;
+        let Inbox { channel, taken } = &mut *inbox;
+        if taken.is_empty() {
+            return channel.recv_many(out, max).await;
+        }
+        // `taken` holds the next one last.
+        let n = taken.len().min(max);
+        out.extend(taken.drain(taken.len() - n..).rev());
+        n
+    }
+
     /// The events of [`Client::next_event`] as a stream.
     pub fn events(&self) -> impl Stream<Item = Event> + Send + 'static {
         futures::stream::unfold(self.clone(), |client| async move {

@@ -112,6 +112,8 @@ pub(crate) struct Connection {
     next_request_id: u64,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
+    /// Events of the frame being handled, in the order they are handed out.
+    ready: Vec<Event>,
     shared: Arc<Shared>,
     drop_next_send_ack: bool,
     on_closed: Vec<oneshot::Sender<()>>,
@@ -188,6 +190,7 @@ impl Connection {
             next_request_id: 1,
             commands: command_rx,
             events: event_tx,
+            ready: Vec::new(),
             shared: Arc::clone(&shared),
             drop_next_send_ack: false,
             on_closed: Vec::new(),
@@ -394,7 +397,8 @@ impl Connection {
                 return Ok(());
             }
         };
-        let mut ready = Vec::new();
+        // Reused from frame to frame: most frames carry events.
+        let mut ready = std::mem::take(&mut self.ready);
         let mut fills = Vec::new();
         match frame {
             ServerFrame::Event(view) => {
@@ -477,7 +481,8 @@ impl Connection {
                 None => tracing::trace!(frame = other.name(), "ignoring frame"),
             },
         }
-        self.deliver(ready).await?;
+        self.deliver(&mut ready).await;
+        self.ready = ready;
         for fill in fills {
             self.request_fill(fill, transport).await?;
         }
@@ -510,16 +515,22 @@ impl Connection {
         None
     }
 
-    /// Hands events to the application. Waits while its buffer is full:
-    /// that is the client's backpressure.
-    async fn deliver(&mut self, ready: Vec<Event>) -> Result<(), Ended> {
-        for event in ready {
-            if self.events.send(event).await.is_err() {
+    /// Hands events to the application (and empties `ready`). Waits while
+    /// its buffer is full: that is the client's backpressure. Room for all
+    /// of them is taken at once where the buffer allows, rather than an
+    /// event at a time.
+    async fn deliver(&mut self, ready: &mut Vec<Event>) {
+        while !ready.is_empty() {
+            let n = ready.len().min(self.events.max_capacity());
+            let Ok(permits) = self.events.reserve_many(n).await else {
                 // Nobody reads events any more; requests may still flow.
-                break;
+                ready.clear();
+                return;
+            };
+            for (permit, event) in permits.zip(ready.drain(..n)) {
+                permit.send(event);
             }
         }
-        Ok(())
     }
 
     async fn request_fill(&mut self, fill: Fill, transport: &mut Transport) -> Result<(), Ended> {

@@ -106,15 +106,30 @@ fn body(event: &Event) -> String {
     content["body"].as_str().unwrap_or_default().to_owned()
 }
 
-/// The next `n` events, each within 10 s.
+/// The next `n` events, each within 10 s: read one at a time and in
+/// batches of up to three by turns, so that every ordering check of these
+/// tests covers both ways of reading, and their mix.
 async fn events(client: &Client, n: usize) -> Vec<Event> {
     let mut events = Vec::new();
+    let mut batched = false;
     while events.len() < n {
-        let event = tokio::time::timeout(Duration::from_secs(10), client.next_event())
+        if batched {
+            let max = (n - events.len()).min(3);
+            let taken = tokio::time::timeout(
+                Duration::from_secs(10),
+                client.next_events(&mut events, max),
+            )
             .await
-            .expect("an event within 10 s")
-            .expect("the client is open");
-        events.push(event);
+            .expect("events within 10 s");
+            assert!((1..=max).contains(&taken), "took {taken} of at most {max}");
+        } else {
+            let event = tokio::time::timeout(Duration::from_secs(10), client.next_event())
+                .await
+                .expect("an event within 10 s")
+                .expect("the client is open");
+            events.push(event);
+        }
+        batched = !batched;
     }
     events
 }
