@@ -227,6 +227,25 @@ struct WsIo<S> {
     ws: WebSocketStream<S>,
 }
 
+impl<S> WsIo<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    /// Writes `frames`, one binary message each, with one flush.
+    async fn write(&mut self, frames: impl Iterator<Item = Bytes> + Send) -> Result<(), IoError> {
+        for frame in frames {
+            self.ws
+                .feed(Message::Binary(frame))
+                .await
+                .map_err(|e| IoError::Lost(e.to_string()))?;
+        }
+        self.ws
+            .flush()
+            .await
+            .map_err(|e| IoError::Lost(e.to_string()))
+    }
+}
+
 impl<S> FrameIo for WsIo<S>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
@@ -265,31 +284,13 @@ where
     }
 
     async fn send(&mut self, out: &mut Vec<Bytes>) -> Result<(), IoError> {
-        for frame in out.drain(..) {
-            self.ws
-                .feed(Message::Binary(frame))
-                .await
-                .map_err(|e| IoError::Lost(e.to_string()))?;
-        }
-        self.ws
-            .flush()
-            .await
-            .map_err(|e| IoError::Lost(e.to_string()))
+        self.write(out.drain(..)).await
     }
 
     /// Like [`send`](Self::send), straight from the deliveries: no list
     /// of frames is built per write.
     async fn send_events(&mut self, events: &mut Vec<Delivery>) -> Result<(), IoError> {
-        for delivery in events.drain(..) {
-            self.ws
-                .feed(Message::Binary(delivery.frame.clone()))
-                .await
-                .map_err(|e| IoError::Lost(e.to_string()))?;
-        }
-        self.ws
-            .flush()
-            .await
-            .map_err(|e| IoError::Lost(e.to_string()))
+        self.write(events.drain(..).map(|d| d.frame.clone())).await
     }
 
     async fn close(&mut self, reason: Option<&CloseReason>) {
