@@ -7,8 +7,8 @@
 //! alive: heartbeats, request/answer matching, and, when the connection is
 //! lost, reconnects with backoff that resume every subscribed room from
 //! the last `seq` seen. Events come out of [`Client::next_event`] (or
-//! [`Client::events`]) per room in `seq` order, without gaps or duplicates,
-//! across reconnects. Sends carry a transaction id chosen once, so a send
+//! [`Client::events`], or in batches from [`Client::next_events`]) per room
+//! in `seq` order, without gaps or duplicates, across reconnects. Sends carry a transaction id chosen once, so a send
 //! retried after a reconnect or a timeout is stored once.
 //!
 //! ```no_run
