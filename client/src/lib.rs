@@ -8,8 +8,9 @@
 //! lost, reconnects with backoff that resume every subscribed room from
 //! the last `seq` seen. Events come out of [`Client::next_event`] (or
 //! [`Client::events`], or in batches from [`Client::next_events`]) per room
-//! in `seq` order, without gaps or duplicates, across reconnects. Sends carry a transaction id chosen once, so a send
-//! retried after a reconnect or a timeout is stored once.
+//! in `seq` order, without gaps or duplicates, across reconnects. Sends
+//! carry a transaction id chosen once, so a send retried after a reconnect
+//! or a timeout is stored once.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), axon_client::ClientError> {

@@ -64,16 +64,10 @@ impl DeliveryCursor {
         self.last.iter().map(|(r, s)| (r, *s))
     }
 
-    /// Classifies an event of `room` with `seq`; for an untracked room every
-    /// event is a duplicate (the consumer is not subscribed).
-    pub fn check(&self, room: &RoomId, seq: u64) -> CursorVerdict {
-        self.last
-            .get(room)
-            .map_or(CursorVerdict::Duplicate, |&last| Self::verdict(last, seq))
-    }
-
-    /// [`check`](Self::check), and when the verdict is `Deliver`, records
-    /// the delivery ([`advance`](Self::advance)): one lookup.
+    /// Classifies an event of `room` with `seq` (for an untracked room
+    /// every event is a duplicate: the consumer is not subscribed), and when
+    /// it is the next one, records it as delivered. Events before a gap are
+    /// not recorded: the gap is read and offered first.
     pub fn offer(&mut self, room: &RoomId, seq: u64) -> CursorVerdict {
         let Some(last) = self.last.get_mut(room) else {
             return CursorVerdict::Duplicate;
@@ -97,13 +91,6 @@ impl DeliveryCursor {
             }
         }
     }
-
-    /// Records that `seq` of `room` was delivered.
-    pub fn advance(&mut self, room: &RoomId, seq: u64) {
-        if let Some(last) = self.last.get_mut(room) {
-            *last = (*last).max(seq);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -111,24 +98,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classifies() {
+    fn offers_deliver_in_order_and_record_only_what_they_deliver() {
         let r = RoomId::parse("!r:x").unwrap();
         let mut c = DeliveryCursor::new();
-        assert_eq!(c.check(&r, 1), CursorVerdict::Duplicate);
+        assert_eq!(c.offer(&r, 1), CursorVerdict::Duplicate, "not tracked");
         c.track(r.clone(), 3);
-        assert_eq!(c.check(&r, 3), CursorVerdict::Duplicate);
-        assert_eq!(c.check(&r, 4), CursorVerdict::Deliver);
-        assert_eq!(c.check(&r, 7), CursorVerdict::Gap { from: 4, to: 6 });
-        c.advance(&r, 6);
-        assert_eq!(c.check(&r, 7), CursorVerdict::Deliver);
-        c.advance(&r, 2);
+        assert_eq!(c.offer(&r, 3), CursorVerdict::Duplicate);
+        assert_eq!(c.offer(&r, 6), CursorVerdict::Gap { from: 4, to: 5 });
+        assert_eq!(c.last(&r), Some(3), "a gap is not delivered");
+        assert_eq!(c.offer(&r, 4), CursorVerdict::Deliver);
+        assert_eq!(c.offer(&r, 4), CursorVerdict::Duplicate);
+        assert_eq!(c.offer(&r, 5), CursorVerdict::Deliver);
+        assert_eq!(c.offer(&r, 6), CursorVerdict::Deliver);
         assert_eq!(c.last(&r), Some(6));
-        assert_eq!(c.offer(&r, 9), CursorVerdict::Gap { from: 7, to: 8 });
-        assert_eq!(c.last(&r), Some(6), "a gap is not delivered");
-        assert_eq!(c.offer(&r, 7), CursorVerdict::Deliver);
-        assert_eq!(c.offer(&r, 7), CursorVerdict::Duplicate);
-        assert_eq!(c.last(&r), Some(7));
-        let other = RoomId::parse("!o:x").unwrap();
-        assert_eq!(c.offer(&other, 1), CursorVerdict::Duplicate);
+        c.forget(&r);
+        assert_eq!(c.offer(&r, 7), CursorVerdict::Duplicate, "forgotten");
+        assert_eq!(c.last(&r), None);
     }
 }

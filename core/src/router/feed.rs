@@ -163,7 +163,6 @@ impl Feed {
         if self.catching_up {
             return self.catch_up(out).await;
         }
-        self.live.clear();
         match self.sub.queue.try_drain(&mut self.live) {
             QueueSignal::Items => {
                 // Moved, not cloned: each delivery's count is shared by
@@ -177,7 +176,8 @@ impl Feed {
                         break;
                     }
                 }
-                live.clear();
+                // `drain` leaves it empty even after an early stop, ready
+                // for the next drain.
                 self.live = live;
                 accepted?;
             }
